@@ -1,0 +1,273 @@
+"""The ``kiosk`` command line: headless, scriptable, JSON where useful.
+
+This module is the edge for errors: :class:`~kiosk.errors.KioskError` becomes one
+message on stderr and exit status 1 (2 for usage errors); tracebacks go to the
+log file only. Heavy modules (torch, the recognition core) are imported inside
+the commands that need them, so ``kiosk --help`` and ``kiosk config show`` are
+instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiosk import __version__
+from kiosk.errors import ConfigError, ImageError, KioskError
+from kiosk.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from kiosk.recognition import Recognizer
+
+log = logging.getLogger("kiosk")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kiosk", description="FaceKiosk: face-recognition attendance kiosk."
+    )
+    parser.add_argument("--version", action="version", version=f"FaceKiosk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("enroll", help="enrol a person from image files")
+    p.add_argument("--name", required=True, help="display name, e.g. 'Ada Lovelace'")
+    p.add_argument("--staff-id", help="optional staff or badge number")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = sub.add_parser("identify", help="find and identify the faces in images")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="one JSON object per face, per line")
+
+    people = sub.add_parser("people", help="list or remove enrolled people")
+    psub = people.add_subparsers(dest="people_command", metavar="ACTION", required=True)
+    p = psub.add_parser("list", help="list enrolled people")
+    p.add_argument("--json", action="store_true")
+    p = psub.add_parser("remove", help="remove a person, their images and cached embeddings")
+    p.add_argument("person_id", metavar="ID")
+
+    p = sub.add_parser("doctor", help="check versions, device, weights, data dirs")
+    p.add_argument("--json", action="store_true")
+
+    config = sub.add_parser("config", help="inspect settings")
+    csub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    p = csub.add_parser("show", help="print the effective settings and where each came from")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"kiosk: settings error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(settings, args.verbose)
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(args, settings)
+    except KioskError as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _setup_logging(settings: Settings, verbose: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.ERROR)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console)
+    try:
+        settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            settings.paths.log_dir / "kiosk.log",
+            maxBytes=5_000_000,
+            backupCount=3,
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        print(f"kiosk: warning: not logging to a file ({exc})", file=sys.stderr)
+        return
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+    )
+    root.addHandler(file_handler)
+
+
+def _recognizer(settings: Settings) -> Recognizer:
+    from kiosk.recognition import Recognizer
+
+    return Recognizer.create(settings)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+def cmd_enroll(args: argparse.Namespace, settings: Settings) -> int:
+    recognizer = _recognizer(settings)
+    result = recognizer.enroll_files(args.name, args.images, staff_id=args.staff_id)
+    person = result.person
+    if args.json:
+        _print_json(
+            {
+                "id": person.id,
+                "name": person.name,
+                "staff_id": person.staff_id,
+                "images": len(person.images),
+                "warnings": result.warnings,
+            }
+        )
+    else:
+        print(f"enrolled {person.name} as {person.id} ({len(person.images)} images)")
+    for warning in result.warnings:
+        print(f"kiosk: warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_identify(args: argparse.Namespace, settings: Settings) -> int:
+    from kiosk.imaging import load_image
+
+    recognizer = _recognizer(settings)
+    if recognizer.detection_only:
+        recognizer.require_embedder()  # raises the actionable DetectionOnlyError
+    status = EXIT_OK
+    limits = settings.images
+    for path in args.images:
+        try:
+            image = load_image(path, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes)
+        except ImageError as exc:
+            print(f"kiosk: {exc}", file=sys.stderr)
+            status = EXIT_ERROR
+            continue
+        faces = recognizer.identify(image)
+        if not faces:
+            print(f"kiosk: no face found in {path}", file=sys.stderr)
+        for face in faces:
+            det, match = face.detection, face.match
+            assert match is not None
+            record = {
+                "image": str(path),
+                "box": [round(v, 1) for v in det.box],
+                "confidence": round(det.probability, 4),
+                "identity": match.name,
+                "person_id": match.person_id,
+                "distance": None if match.distance == float("inf") else round(match.distance, 4),
+                "match": match.is_match,
+            }
+            if args.json:
+                _print_json(record)
+            else:
+                who = match.name if match.is_match else "unknown"
+                dist = record["distance"]
+                print(
+                    f"{path}: {who} (distance {dist}, threshold {match.threshold}) "
+                    f"box {record['box']} confidence {record['confidence']}"
+                )
+    return status
+
+
+def cmd_people(args: argparse.Namespace, settings: Settings) -> int:
+    from kiosk.recognition.gallery import GalleryStore
+
+    store = GalleryStore(settings.gallery.dir)
+    if args.people_command == "remove":
+        recognizer = _recognizer(settings)  # also drops the person's cached embeddings
+        person = recognizer.remove(args.person_id)
+        print(f"removed {person.name} ({person.id}) and {len(person.images)} images")
+        return EXIT_OK
+    people = store.list_people()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "staff_id": p.staff_id,
+                    "images": len(p.images),
+                    "created": p.created,
+                }
+                for p in people
+            ]
+        )
+        return EXIT_OK
+    if not people:
+        print(f"no one is enrolled yet (gallery: {settings.gallery.dir})")
+    for p in people:
+        staff = f"  staff {p.staff_id}" if p.staff_id else ""
+        print(f"{p.id:<40} {p.name}{staff}  ({len(p.images)} images, since {p.created})")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from kiosk.doctor import run_checks
+
+    failed = False
+    checks = []
+    for check in run_checks(settings):
+        failed = failed or check.status == "fail"
+        checks.append(check)
+        if not args.json:
+            print(f"{check.status.upper():<5} {check.title}: {check.detail}", flush=True)
+            if check.fix:
+                print(f"      fix: {check.fix}", flush=True)
+    if args.json:
+        _print_json([c.__dict__ for c in checks])
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    rows = settings.describe()
+    if args.json:
+        _print_json(
+            {
+                "config_file": str(settings.config_file) if settings.config_file else None,
+                "settings": {k: {"value": _plain(v), "source": src} for k, v, src, _ in rows},
+            }
+        )
+        return EXIT_OK
+    print(f"# settings file: {settings.config_file or 'none (defaults and KIOSK_* variables)'}")
+    section = ""
+    for key, value, source, _help in rows:
+        head, name = key.split(".", 1)
+        if head != section:
+            section = head
+            print(f"[{section}]")
+        shown = json.dumps(_plain(value))
+        print(f"{name} = {shown}  # {source}")
+    return EXIT_OK
+
+
+def _plain(value: object) -> object:
+    """A setting's value as TOML/JSON shows it (an unset path is the empty string)."""
+    if isinstance(value, Path):
+        return "" if str(value) == "." else str(value)
+    return value
+
+
+_COMMANDS = {
+    "enroll": cmd_enroll,
+    "identify": cmd_identify,
+    "people": cmd_people,
+    "doctor": cmd_doctor,
+    "config": cmd_config,
+}

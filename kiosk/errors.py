@@ -1,0 +1,94 @@
+"""FaceKiosk's exception hierarchy.
+
+Every error the kiosk raises on purpose derives from :class:`KioskError`, carries
+one sentence a person can act on, and is raised ``from`` the library error
+(OpenCV, Pillow, torch, ...) that caused it, so logs keep the full chain::
+
+    KioskError
+     ├── ConfigError            a settings file or KIOSK_* variable is wrong
+     ├── ImageError             an image cannot be used
+     │    ├── ImageDecodeError      not an image, corrupt, truncated, empty
+     │    └── ImageTooLargeError    over the pixel or byte limit (refused before decoding)
+     ├── ModelLoadError         a network's weights cannot be found or loaded
+     ├── DetectionOnlyError     an operation needs FaceNet but only detection is available
+     ├── EnrollmentError        enrolment refused; nothing was written
+     │    └── DuplicateFaceError    the face is already enrolled under another name
+     └── GalleryError           the gallery on disk cannot be read or written
+          └── PersonNotFoundError
+
+The CLI (and later the UI) is the edge that turns these into messages; the core
+never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class KioskError(Exception):
+    """Base class of every error FaceKiosk raises on purpose."""
+
+
+class ConfigError(KioskError):
+    """A setting is unknown, of the wrong type, or out of range."""
+
+
+class ImageError(KioskError):
+    """An image cannot be used."""
+
+
+class ImageDecodeError(ImageError):
+    """The file is not an image we can decode (corrupt, truncated, empty, unknown format)."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image is over the configured pixel or byte limit; it was not decoded."""
+
+
+class ModelLoadError(KioskError):
+    """A model's weights could not be found or loaded.
+
+    ``tried`` lists every place that was looked at, each with why it failed, so
+    ``kiosk doctor`` and the UI can show the whole search and the fix.
+    """
+
+    def __init__(self, message: str, tried: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.tried = list(tried)
+
+    def __str__(self) -> str:
+        lines = [super().__str__()]
+        lines += [f"  - {where}: {why}" for where, why in self.tried]
+        return "\n".join(lines)
+
+
+class DetectionOnlyError(KioskError):
+    """Recognition was asked for, but FaceNet weights are not loaded."""
+
+
+class EnrollmentError(KioskError):
+    """Enrolment was refused; the gallery is unchanged.
+
+    ``problems`` maps each rejected input (an image path or ``"name"``) to its reason.
+    """
+
+    def __init__(self, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        lines = [super().__str__()]
+        lines += [f"  - {what}: {why}" for what, why in self.problems]
+        return "\n".join(lines)
+
+
+class DuplicateFaceError(EnrollmentError):
+    """The face already matches someone enrolled, and the policy is to refuse."""
+
+
+class GalleryError(KioskError):
+    """The gallery on disk cannot be read or written."""
+
+
+class PersonNotFoundError(GalleryError):
+    """No enrolled person has that id."""

@@ -1,0 +1,357 @@
+"""One typed, frozen, validated settings object.
+
+Values are layered, each layer overriding the one before:
+
+1. the defaults written in this module;
+2. a TOML file, by default ``config.toml`` in the platformdirs config dir of app
+   ``FaceKiosk`` (``KIOSK_CONFIG`` names another file);
+3. environment variables ``KIOSK_<SECTION>_<KEY>``, e.g. ``KIOSK_RECOGNITION_THRESHOLD=0.8``.
+
+Unknown sections, keys and ``KIOSK_*`` variables, wrong types and out-of-range
+values raise :class:`~kiosk.errors.ConfigError` naming the key and where it came
+from. The result is built once at start-up and passed in to whatever needs it;
+nothing reads settings from globals. ``Settings.sources`` records where each
+value came from, for ``kiosk config show``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+
+from platformdirs import PlatformDirs
+
+from kiosk.errors import ConfigError
+
+APP_NAME = "FaceKiosk"
+SCHEMA_VERSION = 1
+ENV_PREFIX = "KIOSK_"
+CONFIG_ENV = "KIOSK_CONFIG"
+
+Device = Literal["auto", "cpu", "cuda"]
+DuplicatePolicy = Literal["warn", "refuse"]
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+) -> Any:
+    """A dataclass field with a help text and an optional numeric range."""
+    return field(default=default, metadata={"help": help, "ge": ge, "le": le, "gt": gt})
+
+
+@dataclass(frozen=True)
+class KioskSection:
+    id: str = setting("", "Name of this kiosk in telemetry and attendance; empty = hostname.")
+
+
+@dataclass(frozen=True)
+class PathsSection:
+    data_dir: Path = setting(
+        Path(), "Gallery, caches, attendance and the MLflow store; empty = platform data dir."
+    )
+    log_dir: Path = setting(
+        Path(), "Log files; empty = platform log dir (or <data_dir>/logs if data_dir is set)."
+    )
+
+
+@dataclass(frozen=True)
+class RecognitionSection:
+    min_confidence: float = setting(
+        0.90, "MTCNN face probability below which a detection is dropped.", ge=0.0, le=1.0
+    )
+    margin_ratio: float = setting(
+        0.20, "Extra context around the face box, as a fraction of its size.", ge=0.0, le=1.0
+    )
+    use_alignment: bool = setting(True, "Rotate faces so the eyes are level before embedding.")
+    use_prewhitening: bool = setting(
+        False, "Per-image standardisation instead of FaceNet's fixed (x-127.5)/128."
+    )
+    use_tta_flip: bool = setting(
+        True, "Average the embeddings of the face and its mirror image (test-time augmentation)."
+    )
+    threshold: float = setting(
+        0.90,
+        "Match threshold: L2 distance between unit-norm FaceNet embeddings (0 = identical, "
+        "2 = opposite). A face is a match when its distance to a person is at or below it.",
+        gt=0.0,
+        le=2.0,
+    )
+    device: Device = setting("auto", "auto picks CUDA when available, else the CPU.")
+    detection_width: int = setting(
+        640,
+        "Frames wider than this are detected on a downscaled copy (0 = never).",
+        ge=0,
+        le=8192,
+    )
+    min_face_px: int = setting(
+        40, "Faces smaller than this (box side, in original pixels) are dropped.", ge=12, le=2000
+    )
+    weights_path: Path = setting(Path(), "Explicit FaceNet (vggface2) weights file; tried first.")
+    allow_download: bool = setting(
+        False, "Let facenet-pytorch download the FaceNet weights if no local file is found."
+    )
+    batch_size: int = setting(32, "Most faces embedded in one forward pass.", ge=1, le=512)
+
+
+@dataclass(frozen=True)
+class GallerySection:
+    dir: Path = setting(Path(), "Enrolled people and their images; empty = <data_dir>/gallery.")
+    duplicate_policy: DuplicatePolicy = setting(
+        "warn", "When a new person's face matches someone enrolled: warn or refuse."
+    )
+    max_name_length: int = setting(100, "Longest accepted display name.", ge=1, le=1000)
+
+
+@dataclass(frozen=True)
+class ImagesSection:
+    max_pixels: int = setting(
+        40_000_000, "Images with more pixels are refused before decoding.", ge=10_000
+    )
+    max_bytes: int = setting(50 * 1024 * 1024, "Image files larger than this are refused.", ge=1024)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings: every section, plus where each value came from."""
+
+    kiosk: KioskSection = field(default_factory=KioskSection)
+    paths: PathsSection = field(default_factory=PathsSection)
+    recognition: RecognitionSection = field(default_factory=RecognitionSection)
+    gallery: GallerySection = field(default_factory=GallerySection)
+    images: ImagesSection = field(default_factory=ImagesSection)
+    config_file: Path | None = field(default=None, compare=False)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.paths.data_dir / "cache"
+
+    def describe(self) -> list[tuple[str, Any, str, str]]:
+        """(dotted key, value, source, help) for every setting, in declaration order."""
+        rows = []
+        for section_name, section_cls in _sections().items():
+            section = getattr(self, section_name)
+            for f in dataclasses.fields(section_cls):
+                key = f"{section_name}.{f.name}"
+                rows.append(
+                    (
+                        key,
+                        getattr(section, f.name),
+                        self.sources.get(key, "default"),
+                        f.metadata["help"],
+                    )
+                )
+        return rows
+
+
+def _sections() -> dict[str, type]:
+    hints = get_type_hints(Settings)
+    return {
+        f.name: hints[f.name]
+        for f in dataclasses.fields(Settings)
+        if dataclasses.is_dataclass(hints[f.name])
+    }
+
+
+def env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def default_config_path() -> Path:
+    return Path(PlatformDirs(APP_NAME, appauthor=False).user_config_dir) / "config.toml"
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_path: Path | None = None
+) -> Settings:
+    """Build the settings from defaults, the TOML file and ``KIOSK_*`` variables.
+
+    ``env`` defaults to ``os.environ``; ``config_path`` to ``$KIOSK_CONFIG`` or the
+    platform config dir. A missing file is fine (defaults apply); a file that is
+    there but unreadable or invalid is a :class:`ConfigError`.
+    """
+    env = os.environ if env is None else env
+    if config_path is None:
+        config_path = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_path()
+    sections = _sections()
+    values: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    sources: dict[str, str] = {}
+
+    file_data = _read_toml(config_path)
+    if file_data is not None:
+        where = f"file {config_path}"
+        version = file_data.pop("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ConfigError(
+                f"{config_path}: schema_version {version!r} is not supported "
+                f"(this FaceKiosk reads version {SCHEMA_VERSION})."
+            )
+        for section_name, table in file_data.items():
+            if section_name not in sections:
+                raise ConfigError(
+                    f"{config_path}: unknown section [{section_name}]; "
+                    f"known sections: {', '.join(sections)}."
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(f"{config_path}: '{section_name}' must be a [section] table.")
+            for key, raw in table.items():
+                f = _field(sections[section_name], key, f"{config_path}: [{section_name}]")
+                values[section_name][key] = _coerce(f, raw, f"{section_name}.{key}", where)
+                sources[f"{section_name}.{key}"] = f"file:{config_path}"
+
+    known_env = {
+        env_name(s, f.name): (s, f) for s, cls in sections.items() for f in dataclasses.fields(cls)
+    }
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        if name not in known_env:
+            raise ConfigError(
+                f"unknown environment variable {name}: FaceKiosk settings are named "
+                f"KIOSK_<SECTION>_<KEY>, e.g. {env_name('recognition', 'threshold')}."
+            )
+        section_name, f = known_env[name]
+        key = f"{section_name}.{f.name}"
+        values[section_name][f.name] = _coerce(f, raw, key, f"environment variable {name}")
+        sources[key] = f"env:{name}"
+
+    built = {name: sections[name](**vals) for name, vals in values.items()}
+    settings = Settings(
+        config_file=config_path if file_data is not None else None, sources=sources, **built
+    )
+    return _resolve_defaults(settings)
+
+
+def _resolve_defaults(settings: Settings) -> Settings:
+    """Fill the "empty = platform default" values with real absolute paths and names."""
+    dirs = PlatformDirs(APP_NAME, appauthor=False)
+    paths = settings.paths
+    custom_data = str(paths.data_dir) != "."
+    data_dir = paths.data_dir if custom_data else Path(dirs.user_data_dir)
+    if str(paths.log_dir) != ".":
+        log_dir = paths.log_dir
+    else:  # a kiosk given its own data dir keeps its logs there too
+        log_dir = data_dir / "logs" if custom_data else Path(dirs.user_log_dir)
+    paths = PathsSection(data_dir=data_dir.expanduser().resolve(), log_dir=log_dir.expanduser())
+    gallery_dir = settings.gallery.dir
+    gallery_dir = gallery_dir if str(gallery_dir) != "." else paths.data_dir / "gallery"
+    kiosk = settings.kiosk
+    if not kiosk.id:
+        kiosk = KioskSection(id=socket.gethostname() or "kiosk")
+    return dataclasses.replace(
+        settings,
+        kiosk=kiosk,
+        paths=paths,
+        gallery=dataclasses.replace(settings.gallery, dir=gallery_dir.expanduser().resolve()),
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+
+
+def _field(cls: type, key: str, where: str) -> dataclasses.Field[Any]:
+    for f in dataclasses.fields(cls):
+        if f.name == key:
+            return f
+    known = ", ".join(f.name for f in dataclasses.fields(cls))
+    raise ConfigError(f"{where}: unknown key '{key}'; known keys: {known}.")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(f: dataclasses.Field[Any], raw: Any, key: str, where: str) -> Any:
+    """Convert ``raw`` (TOML value or env string) to the field's type and check its range."""
+    typ = f.type if not isinstance(f.type, str) else _field_types()[key]
+    from_env = isinstance(raw, str) and where.startswith("environment")
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{key} = {raw!r} (from {where}): expected {expected}.")
+
+    choices = get_args(typ)
+    if choices:  # a Literal
+        if raw not in choices:
+            raise bad("one of " + ", ".join(repr(c) for c in choices))
+        return raw
+    if typ is bool:
+        if isinstance(raw, bool):
+            return raw
+        if from_env and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise bad("true or false")
+    if typ is int or typ is float:
+        value: Any = raw
+        if from_env:
+            try:
+                value = typ(raw.strip())
+            except ValueError:
+                raise bad("an integer" if typ is int else "a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("an integer" if typ is int else "a number")
+        if typ is int and not isinstance(value, int):
+            raise bad("an integer")
+        _check_range(f, typ(value), key, where)
+        return typ(value)
+    if typ is Path:
+        if not isinstance(raw, str):
+            raise bad("a path (string)")
+        return Path(raw).expanduser()
+    if not isinstance(raw, str):
+        raise bad("a string")
+    return raw
+
+
+def _check_range(f: dataclasses.Field[Any], value: float, key: str, where: str) -> None:
+    ge, le, gt = f.metadata["ge"], f.metadata["le"], f.metadata["gt"]
+    problems = []
+    if ge is not None and value < ge:
+        problems.append(f">= {ge}")
+    if gt is not None and value <= gt:
+        problems.append(f"> {gt}")
+    if le is not None and value > le:
+        problems.append(f"<= {le}")
+    if problems:
+        raise ConfigError(
+            f"{key} = {value!r} (from {where}) is out of range: must be "
+            + " and ".join(problems)
+            + "."
+        )
+
+
+def _field_types() -> dict[str, Any]:
+    types: dict[str, Any] = {}
+    for section_name, cls in _sections().items():
+        for name, hint in get_type_hints(cls).items():
+            types[f"{section_name}.{name}"] = hint
+    return types
+
+
+def settings_for_data_dir(data_dir: Path, **sections: Any) -> Settings:
+    """Settings with every default, rooted at ``data_dir``; for tests and tools.
+
+    ``sections`` replaces whole sections, e.g. ``recognition=RecognitionSection(threshold=0.5)``.
+    """
+    base = Settings(paths=PathsSection(data_dir=data_dir), **sections)
+    return _resolve_defaults(base)
