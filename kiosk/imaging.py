@@ -13,8 +13,10 @@ turns whatever a user hands us into that, or refuses with a clear reason:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +50,20 @@ def load_image(path: Path, *, max_pixels: int, max_bytes: int) -> RGBImage:
 def decode_image(data: bytes, *, name: str, max_pixels: int) -> RGBImage:
     """Decode encoded image bytes (JPEG, PNG, WebP, BMP, TIFF...) to RGB uint8."""
     try:
-        # Pillow's own bomb guard would warn or raise with its own limit; ours comes first.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow's own bomb guard warns, or raises, with its own limit; ours comes first.
+        with _quiet_pillow():
             img: Image.Image = Image.open(io.BytesIO(data))
             width, height = img.size  # from the header: nothing decoded yet
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(f"{name} is not an image file FaceKiosk can read") from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        # Raised by Image.open itself when the header claims over twice Pillow's
+        # MAX_IMAGE_PIXELS: that is a too-large image, not a corrupt one.
+        raise ImageTooLargeError(
+            f"{name} is too large to decode ({exc}); the limit is "
+            f"{max_pixels / 1e6:.1f} megapixels (images.max_pixels)"
+        ) from exc
+    except (OSError, ValueError) as exc:
         raise ImageDecodeError(f"{name} cannot be decoded: {exc}") from exc
     if width * height > max_pixels:
         raise ImageTooLargeError(
@@ -65,14 +73,28 @@ def decode_image(data: bytes, *, name: str, max_pixels: int) -> RGBImage:
     if width == 0 or height == 0:
         raise ImageDecodeError(f"{name} has no pixels ({width}x{height})")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _quiet_pillow():
             img.load()
             img = ImageOps.exif_transpose(img)
             return _to_rgb8(img)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         # Pillow reports truncated data as OSError("image file is truncated ...").
         raise ImageDecodeError(f"{name} is corrupt or truncated: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Silence Pillow's notices about the file; its outcome is our return value or error.
+
+    Pillow warns (``UserWarning``) about corrupt EXIF or truncated TIFF headers while
+    it parses them, and warns about its own decompression-bomb limit, which ours
+    replaces. Left alone, those would be printed for every odd upload, or escape as
+    exceptions where warnings are errors, instead of an :class:`ImageError`.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 def _to_rgb8(img: Image.Image) -> RGBImage:
