@@ -88,13 +88,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+_handlers: list[logging.Handler] = []
+
+
 def _setup_logging(settings: Settings, verbose: bool) -> None:
+    """Errors (or, with -v, progress) to stderr; everything to a rotating file in log_dir."""
     root = logging.getLogger()
+    for old in _handlers:  # main() may run more than once in a process (tests, embedding)
+        root.removeHandler(old)
+        old.close()
+    _handlers.clear()
     root.setLevel(logging.DEBUG)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO if verbose else logging.ERROR)
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(console)
+    _handlers.append(console)
     try:
         settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(
@@ -111,6 +120,7 @@ def _setup_logging(settings: Settings, verbose: bool) -> None:
         logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
     )
     root.addHandler(file_handler)
+    _handlers.append(file_handler)
 
 
 def _recognizer(settings: Settings) -> Recognizer:

@@ -1,0 +1,120 @@
+"""Shared fixtures.
+
+Every test runs with its own temporary data, config, cache and torch-home
+directories and without the caller's ``KIOSK_*`` variables, so the suite never
+reads or writes the user's real kiosk. FaceNet tests use an InceptionResnetV1
+with random weights that the suite creates itself and loads through the real
+loader (the vggface2 release cannot be downloaded here); such weights make
+embeddings deterministic but meaningless, so tests assert plumbing (the same
+image matches itself, a different one is farther), never recognition quality.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kiosk.settings import RecognitionSection, Settings, settings_for_data_dir
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("KIOSK_") or name == "MLFLOW_TRACKING_URI":
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("TORCH_HOME", "torch"),
+    ):
+        monkeypatch.setenv(var, str(home / sub))
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail any test that leaves a thread running."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    for t in leaked:
+        t.join(timeout=2.0)
+    leaked = [t for t in leaked if t.is_alive()]
+    assert not leaked, f"test leaked threads: {[t.name for t in leaked]}"
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def facenet_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An InceptionResnetV1 state dict with random (seeded) weights, saved like the release."""
+    import torch
+    from facenet_pytorch import InceptionResnetV1
+
+    torch.manual_seed(1234)
+    model = InceptionResnetV1(pretrained=None, classify=False)
+    # Untrained BatchNorm statistics make every output the same vector. Calibrate them on
+    # smooth random images (as training would), so different faces get different embeddings.
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+            module.reset_running_stats()
+            module.momentum = None
+    model.train()
+    noise = torch.rand(24, 3, 160, 160, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        model(
+            torch.nn.functional.interpolate(
+                torch.nn.functional.avg_pool2d(noise, 8), size=160, mode="bilinear"
+            )
+        )
+    model.eval()
+    path = tmp_path_factory.mktemp("weights") / "random-facenet.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, facenet_weights_file: Path) -> Settings:
+    return settings_for_data_dir(
+        tmp_path / "data", recognition=RecognitionSection(weights_path=facenet_weights_file)
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_models(facenet_weights_file: Path):
+    """MTCNN and the random FaceNet, loaded once for the whole session (seconds each)."""
+    import torch
+
+    from kiosk.recognition import DetectorConfig, FaceDetector, load_weights_file
+
+    device = torch.device("cpu")
+    detector = FaceDetector(DetectorConfig(), device)
+    facenet = load_weights_file(facenet_weights_file, device, source="test")
+    return detector, facenet
+
+
+@pytest.fixture
+def recognizer(settings: Settings, shared_models):
+    """A Recognizer on the test's own data dir, reusing the session's loaded models."""
+    from kiosk.recognition import DetectorConfig, Recognizer
+
+    detector, facenet = shared_models
+    detector.config = DetectorConfig.from_settings(settings.recognition)
+    rec = Recognizer(settings, detector, facenet)
+    rec.reload_gallery()
+    return rec
