@@ -45,41 +45,42 @@ class ImageTooLargeError(ImageError):
     """The image is over the configured pixel or byte limit; it was not decoded."""
 
 
-class ModelLoadError(KioskError):
+class _ItemisedError(KioskError):
+    """An error with a list of (what, why) pairs, printed one per line under the message."""
+
+    def __init__(self, message: str, items: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.items = list(items)
+
+    def __str__(self) -> str:
+        return "\n".join([super().__str__(), *(f"  - {what}: {why}" for what, why in self.items)])
+
+
+class ModelLoadError(_ItemisedError):
     """A model's weights could not be found or loaded.
 
     ``tried`` lists every place that was looked at, each with why it failed, so
     ``kiosk doctor`` and the UI can show the whole search and the fix.
     """
 
-    def __init__(self, message: str, tried: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.tried = list(tried)
-
-    def __str__(self) -> str:
-        lines = [super().__str__()]
-        lines += [f"  - {where}: {why}" for where, why in self.tried]
-        return "\n".join(lines)
+    @property
+    def tried(self) -> list[tuple[str, str]]:
+        return self.items
 
 
 class DetectionOnlyError(KioskError):
     """Recognition was asked for, but FaceNet weights are not loaded."""
 
 
-class EnrollmentError(KioskError):
+class EnrollmentError(_ItemisedError):
     """Enrolment was refused; the gallery is unchanged.
 
     ``problems`` maps each rejected input (an image path or ``"name"``) to its reason.
     """
 
-    def __init__(self, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.problems = list(problems)
-
-    def __str__(self) -> str:
-        lines = [super().__str__()]
-        lines += [f"  - {what}: {why}" for what, why in self.problems]
-        return "\n".join(lines)
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        return self.items
 
 
 class DuplicateFaceError(EnrollmentError):
