@@ -89,8 +89,10 @@ class RecognitionSection:
     )
     device: Device = setting("auto", "auto picks CUDA when available, else the CPU.")
     detection_width: int = setting(
-        640,
-        "Frames wider than this are detected on a downscaled copy (0 = never).",
+        1280,
+        "Frames wider than this are detected on a copy downscaled to this width (0 = never). "
+        "It bounds the detector's work on very large frames; faces that end up under ~15 px "
+        "in the copy are missed, so keep detection_width / frame width * min_face_px >= 15.",
         ge=0,
         le=8192,
     )
@@ -101,7 +103,12 @@ class RecognitionSection:
     allow_download: bool = setting(
         False, "Let facenet-pytorch download the FaceNet weights if no local file is found."
     )
-    batch_size: int = setting(32, "Most faces embedded in one forward pass.", ge=1, le=512)
+    batch_size: int = setting(
+        8,
+        "Most faces per FaceNet forward pass (8 is fastest per face on small CPUs).",
+        ge=1,
+        le=512,
+    )
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,11 @@ def test_no_face_and_two_faces(detector: FaceDetector, astronaut) -> None:
     assert sorted(round(f.box[0] / 512) for f in faces) == [0, 1]
 
 
+@pytest.mark.parametrize("shape", [(24, 24, 3), (30, 200, 3), (200, 30, 3), (1, 1, 3)])
+def test_images_too_small_for_a_face_give_no_face(detector: FaceDetector, shape) -> None:
+    assert detector.detect(np.full(shape, 128, np.uint8)) == []
+
+
 def test_rejects_non_rgb_input(detector: FaceDetector) -> None:
     with pytest.raises(ValueError, match="RGB uint8"):
         detector.detect(np.zeros((10, 10), np.uint8))

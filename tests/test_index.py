@@ -30,12 +30,17 @@ def test_empty_index_says_unknown_with_infinite_distance() -> None:
     assert (m.person_id, m.is_match, m.distance) == (None, False, float("inf"))
 
 
-def test_match_agrees_with_brute_force_and_reports_exact_distances() -> None:
+@pytest.mark.parametrize("half_from", [10**9, 100])  # float32 scan, then the float16 scan
+def test_match_agrees_with_brute_force_and_reports_exact_distances(
+    half_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(TemplateIndex, "HALF_PRECISION_FROM", half_from)
     rng = np.random.default_rng(1)
     vecs = unit(rng, 3000)
     ids = [f"p{i % 600:04d}" for i in range(3000)]  # 5 templates per person, interleaved
     index = TemplateIndex([(pid, pid.upper(), v) for pid, v in zip(ids, vecs, strict=True)], 0.9)
     assert (index.size, index.people) == (3000, 600)
+    assert (index._half is not None) == (half_from < 3000)
     queries = np.stack([near(vecs[i], 0.5, rng) for i in (5, 1234, 2999)])
     for q, m in zip(queries, index.match(queries), strict=True):
         dists = np.linalg.norm(vecs - q, axis=1)

@@ -18,7 +18,7 @@ from kiosk.settings import RecognitionSection
 class DetectorConfig:
     min_confidence: float = 0.90
     min_face_px: int = 40
-    detection_width: int = 640  # 0 = always detect at full size
+    detection_width: int = 1280  # 0 = always detect at full size
 
     @classmethod
     def from_settings(cls, rec: RecognitionSection) -> DetectorConfig:
@@ -62,7 +62,10 @@ class FaceDetector:
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         # MTCNN's pyramid starts at its min_face_size (in the pixels it sees); ask for a bit
         # less than our limit so faces right at the limit are not lost to its scale steps.
-        self._mtcnn.min_face_size = max(12, int(self.config.min_face_px * scale * 0.8))
+        min_size = max(12, int(self.config.min_face_px * scale * 0.8))
+        if min(small.shape[:2]) < min_size:
+            return []  # no face of the minimum size fits (and MTCNN would build no pyramid)
+        self._mtcnn.min_face_size = min_size
         with torch.inference_mode():
             boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
         if boxes is None:

@@ -15,7 +15,7 @@ EMBEDDING_DIM = 512
 class EmbedderConfig:
     use_prewhitening: bool = False
     use_tta_flip: bool = True
-    batch_size: int = 32
+    batch_size: int = 8
 
 
 class FaceEmbedder:

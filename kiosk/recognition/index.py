@@ -10,9 +10,9 @@ matrix multiply scores a face against every template at once.
 
 **Distance.** Embeddings are unit-norm, so the L2 distance is
 ``sqrt(2 - 2 * cosine)``: 0 for identical, about 1.41 for unrelated (orthogonal),
-2 for opposite. Scoring scans the templates in float16 (half the memory traffic,
-about 1e-4 error in the cosine); the winning person's distance is then
-recomputed exactly in float32, so reported distances are exact.
+2 for opposite. Galleries of more than 20,000 templates are scanned in float16
+(half the memory traffic, about 1e-4 error in the cosine); the winning person's
+distance is then recomputed exactly in float32, so reported distances are exact.
 
 **Cache.** Embeddings are cached per image hash, in one file per *embedding
 configuration* (model fingerprint + every preprocessing setting that changes the
@@ -114,23 +114,32 @@ class TemplateIndex:
     recognition thread never sees a half-built one.
     """
 
+    #: Above this many templates the scan runs in float16 (half the memory traffic).
+    HALF_PRECISION_FROM = 20_000
+
     def __init__(self, entries: Sequence[tuple[str, str, np.ndarray]], threshold: float) -> None:
         """``entries`` are (person_id, display name, embedding) rows, in any order."""
         self.threshold = threshold
-        ordered = sorted(range(len(entries)), key=lambda i: entries[i][0])
         self._names: dict[str, str] = {pid: name for pid, name, _ in entries}
-        ids = [entries[i][0] for i in ordered]
-        self._vectors = (
-            np.stack([np.asarray(entries[i][2], np.float32) for i in ordered])
+        ids = np.array([pid for pid, _, _ in entries], dtype=str)
+        vectors = (
+            np.stack([e[2] for e in entries]).astype(np.float32, copy=False)
             if entries
             else np.zeros((0, EMBEDDING_DIM), np.float32)
         )
-        # Start row of each person's block (rows are grouped by person id).
-        starts = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
-        self._starts = np.array(starts, dtype=np.int64)
-        self._person_ids = [ids[s] for s in starts]
+        order = np.argsort(ids, kind="stable")  # group each person's rows together
+        ids, self._vectors = ids[order], np.ascontiguousarray(vectors[order])
+        # First and one-past-last row of each person's block.
+        self._starts = (
+            np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+            if len(ids)
+            else (np.zeros(0, np.int64))
+        )
         self._ends = np.append(self._starts[1:], len(ids)).astype(np.int64)
-        self._half = torch.from_numpy(self._vectors).half()
+        self._person_ids: list[str] = [str(ids[s]) for s in self._starts]
+        self._half = (
+            torch.from_numpy(self._vectors).half() if self.size > self.HALF_PRECISION_FROM else None
+        )
 
     @property
     def size(self) -> int:
@@ -155,7 +164,10 @@ class TemplateIndex:
                 Match(None, None, float("inf"), self.threshold, False)
                 for _ in range(len(embeddings))
             ]
-        sims = (torch.from_numpy(embeddings).half() @ self._half.T).float().numpy()
+        if self._half is None:
+            sims = embeddings @ self._vectors.T
+        else:
+            sims = (torch.from_numpy(embeddings).half() @ self._half.T).float().numpy()
         per_person = np.maximum.reduceat(sims, self._starts, axis=1)
         best = per_person.argmax(axis=1)
         results = []
