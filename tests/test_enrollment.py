@@ -270,3 +270,62 @@ def test_a_damaged_person_folder_is_skipped_not_fatal(
     rec.reload_gallery()
     assert [p.name for p in rec.people.values()] == ["Ada"]
     assert "broken-123456" in caplog.text
+
+
+def odd_but_valid_images(astronaut: np.ndarray, folder: Path) -> dict[str, Path]:
+    """The astronaut as a phone, a scanner or an editor might save her."""
+    from PIL import Image
+
+    paths: dict[str, Path] = {}
+    sideways = Image.fromarray(np.ascontiguousarray(np.rot90(astronaut, k=1)))  # 90° CCW on disk
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° CW to display": the photo is upright once EXIF is applied
+    paths["exif-rotated"] = folder / "phone.jpg"
+    sideways.save(paths["exif-rotated"], exif=exif, quality=95)
+    gray = Image.fromarray(astronaut).convert("L")
+    paths["grayscale"] = folder / "gray.png"
+    gray.save(paths["grayscale"])
+    paths["16-bit"] = folder / "scan16.png"
+    Image.fromarray(np.asarray(gray, np.uint16) * 257).save(paths["16-bit"])
+    rgba = Image.fromarray(astronaut).convert("RGBA")
+    paths["rgba"] = folder / "cutout.png"
+    rgba.save(paths["rgba"])
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["exif-rotated", "grayscale", "16-bit", "rgba"])
+def test_odd_image_formats_enrol_and_are_recognised(
+    rec: Recognizer, astronaut, tmp_path: Path, kind: str
+) -> None:
+    path = odd_but_valid_images(astronaut, tmp_path)[kind]
+    person = rec.enroll_files("Ada", [path]).person
+    from kiosk.imaging import load_image
+
+    image = load_image(path, max_pixels=10**8, max_bytes=10**8)
+    assert image.shape == (512, 512, 3)  # upright, 8-bit RGB
+    (face,) = rec.identify(image)
+    assert face.match is not None and face.match.person_id == person.id
+
+
+def test_sideways_photo_without_exif_handling_would_fail(rec: Recognizer, astronaut) -> None:
+    """Guards the EXIF test above: the raw sideways pixels hold no usable upright face."""
+    sideways = np.ascontiguousarray(np.rot90(astronaut, k=1))
+    with pytest.raises(EnrollmentError, match="was not enrolled"):
+        rec.enroll("Ada", [("sideways", sideways)])
+
+
+def test_too_large_image_is_refused_before_decoding(
+    test_settings: Settings, shared_models, astronaut, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    small_limit = dataclasses.replace(
+        test_settings, images=dataclasses.replace(test_settings.images, max_pixels=100_000)
+    )
+    rec = make(small_limit, shared_models)
+    path = write_image(tmp_path / "big.png", astronaut)  # 262,144 pixels
+    with pytest.raises(EnrollmentError) as info:
+        rec.enroll_files("Ada", [path])
+    ((what, why),) = info.value.problems
+    assert what == str(path) and "512x512" in why and "images.max_pixels" in why
+    assert gallery_files(small_limit) == set()
