@@ -78,22 +78,22 @@ class Person:
         )
 
 
-def validate_name(name: str, max_length: int) -> str:
-    """Return the cleaned display name, or raise :class:`EnrollmentError` saying why not."""
+def validate_name(name: str, max_length: int, what: str = "name") -> str:
+    """Return the cleaned display name (or staff id: ``what``), or raise saying why not."""
 
     def refuse(why: str) -> EnrollmentError:
-        return EnrollmentError("the name cannot be used; nothing was enrolled", [("name", why)])
+        return EnrollmentError(f"the {what} cannot be used; nothing was enrolled", [(what, why)])
 
     cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned:
-        raise refuse("the name is empty")
+        raise refuse(f"the {what} is empty")
     if len(cleaned) > max_length:
-        raise refuse(f"the name is {len(cleaned)} characters long; the limit is {max_length}")
+        raise refuse(f"the {what} is {len(cleaned)} characters long; the limit is {max_length}")
     if "/" in cleaned or "\\" in cleaned:
-        raise refuse("the name contains a path separator ('/' or '\\')")
+        raise refuse(f"the {what} contains a path separator ('/' or '\\')")
     for ch in cleaned:
         if unicodedata.category(ch).startswith("C"):
-            raise refuse(f"the name contains a control or invisible character (U+{ord(ch):04X})")
+            raise refuse(f"the {what} contains a control or invisible character (U+{ord(ch):04X})")
     return cleaned
 
 

@@ -238,7 +238,7 @@ class Recognizer:
         gallery = self.settings.gallery
         name = validate_name(name, gallery.max_name_length)
         if staff_id is not None:
-            staff_id = validate_name(staff_id, gallery.max_name_length)
+            staff_id = validate_name(staff_id, gallery.max_name_length, what="staff id")
         embedder = self.require_embedder()
         if not images and not problems:
             raise EnrollmentError("no images were given; nothing was enrolled")
