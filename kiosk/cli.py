@@ -199,13 +199,16 @@ def cmd_identify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_people(args: argparse.Namespace, settings: Settings) -> int:
     from kiosk.recognition.gallery import GalleryStore
 
-    store = GalleryStore(settings.gallery.dir)
     if args.people_command == "remove":
-        recognizer = _recognizer(settings)  # also drops the person's cached embeddings
-        person = recognizer.remove(args.person_id)
-        print(f"removed {person.name} ({person.id}) and {len(person.images)} images")
+        from kiosk.recognition.recognizer import remove_person
+
+        person = remove_person(settings, args.person_id)
+        print(
+            f"removed {person.name} ({person.id}), {len(person.images)} images and their "
+            "cached embeddings"
+        )
         return EXIT_OK
-    people = store.list_people()
+    people = GalleryStore(settings.gallery.dir).list_people()
     if args.json:
         _print_json(
             [

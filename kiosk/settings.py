@@ -17,6 +17,7 @@ value came from, for ``kiosk config show``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 import tomllib
@@ -162,6 +163,7 @@ class Settings:
         return rows
 
 
+@functools.cache
 def _sections() -> dict[str, type]:
     hints = get_type_hints(Settings)
     return {
@@ -291,7 +293,7 @@ _FALSE = {"0", "false", "no", "off"}
 
 def _coerce(f: dataclasses.Field[Any], raw: Any, key: str, where: str) -> Any:
     """Convert ``raw`` (TOML value or env string) to the field's type and check its range."""
-    typ = f.type if not isinstance(f.type, str) else _field_types()[key]
+    typ = _field_types()[key]  # f.type is only a string (postponed annotations)
     from_env = isinstance(raw, str) and where.startswith("environment")
 
     def bad(expected: str) -> ConfigError:
@@ -347,7 +349,9 @@ def _check_range(f: dataclasses.Field[Any], value: float, key: str, where: str) 
         )
 
 
+@functools.cache
 def _field_types() -> dict[str, Any]:
+    """Resolved type of every "section.key"; the schema is static, so computed once."""
     types: dict[str, Any] = {}
     for section_name, cls in _sections().items():
         for name, hint in get_type_hints(cls).items():

@@ -109,12 +109,27 @@ def shared_models(facenet_weights_file: Path):
 
 
 @pytest.fixture
-def recognizer(settings: Settings, shared_models):
-    """A Recognizer on the test's own data dir, reusing the session's loaded models."""
+def make_recognizer(shared_models):
+    """Build Recognizers on a test's settings, reusing the session's loaded models.
+
+    The shared detector's config is reset from those settings every time, so no test
+    inherits another's detection limits.
+    """
     from kiosk.recognition import DetectorConfig, Recognizer
 
     detector, facenet = shared_models
-    detector.config = DetectorConfig.from_settings(settings.recognition)
-    rec = Recognizer(settings, detector, facenet)
-    rec.reload_gallery()
-    return rec
+
+    def make(settings: Settings, *, reload: bool = True) -> Recognizer:
+        detector.config = DetectorConfig.from_settings(settings.recognition)
+        rec = Recognizer(settings, detector, facenet)
+        if reload:
+            rec.reload_gallery()
+        return rec
+
+    return make
+
+
+@pytest.fixture
+def recognizer(settings: Settings, make_recognizer):
+    """A Recognizer on the test's own data dir."""
+    return make_recognizer(settings)

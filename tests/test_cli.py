@@ -61,8 +61,11 @@ def test_enrol_identify_list_remove_round_trip(
     assert code == 0
     assert [(p["id"], p["name"]) for p in json.loads(out)] == [(enrolled["id"], "Ada Lovelace")]
 
+    caches = list((Path(kiosk_env["KIOSK_PATHS_DATA_DIR"]) / "cache" / "embeddings").glob("*.npz"))
+    assert len(caches) == 1 and len(np.load(caches[0])["hashes"]) == 1
     code, out, _ = run(capsys, "people", "remove", enrolled["id"])
     assert code == 0 and "removed Ada Lovelace" in out
+    assert len(np.load(caches[0])["hashes"]) == 0  # the embedding went with the images
     code, out, _ = run(capsys, "people", "list", "--json")
     assert json.loads(out) == []
     code, out, _ = run(capsys, "identify", str(ada), "--json")

@@ -27,16 +27,9 @@ def test_settings(settings: Settings) -> Settings:
     return with_recognition(settings, threshold=THRESHOLD)
 
 
-def make(settings: Settings, shared_models) -> Recognizer:
-    detector, facenet = shared_models
-    rec = Recognizer(settings, detector, facenet)
-    rec.reload_gallery()
-    return rec
-
-
 @pytest.fixture
-def rec(test_settings: Settings, shared_models) -> Recognizer:
-    return make(test_settings, shared_models)
+def rec(test_settings: Settings, make_recognizer) -> Recognizer:
+    return make_recognizer(test_settings)
 
 
 @pytest.fixture
@@ -97,11 +90,11 @@ def test_several_images_become_several_templates(rec: Recognizer, astronaut) -> 
 
 
 def test_restart_uses_the_cache_instead_of_recomputing(
-    test_settings: Settings, shared_models, astronaut, monkeypatch
+    test_settings: Settings, make_recognizer, astronaut, monkeypatch
 ) -> None:
-    rec = make(test_settings, shared_models)
+    rec = make_recognizer(test_settings)
     rec.enroll("Ada", [("a1", astronaut), ("a2", (astronaut * 0.8).astype(np.uint8))])
-    restarted = Recognizer(test_settings, *shared_models)
+    restarted = make_recognizer(test_settings, reload=False)
     calls: list[int] = []
     assert restarted.embedder is not None
     original = restarted.embedder.embed
@@ -110,7 +103,7 @@ def test_restart_uses_the_cache_instead_of_recomputing(
     assert calls == [] and restarted.index.size == 2
 
     # A different preprocessing setting is a different cache: recomputed, never mixed.
-    other = Recognizer(with_recognition(test_settings, margin_ratio=0.3), *shared_models)
+    other = make_recognizer(with_recognition(test_settings, margin_ratio=0.3), reload=False)
     monkeypatch.setattr(other.embedder, "embed", lambda f: calls.append(len(f)) or original(f))
     other.reload_gallery()
     assert calls == [2] and other.index.size == 2
@@ -199,15 +192,15 @@ def test_enrol_files_reports_every_bad_file_at_once(
 
 
 def test_same_face_under_a_second_name_warns_or_refuses(
-    test_settings: Settings, shared_models, astronaut
+    test_settings: Settings, make_recognizer, astronaut
 ) -> None:
-    rec = make(test_settings, shared_models)
+    rec = make_recognizer(test_settings)
     ada = rec.enroll("Ada", [("a1", astronaut)]).person
     result = rec.enroll("Not Ada", [("n1", astronaut)])
     assert len(result.warnings) == 1
     assert "matches Ada" in result.warnings[0] and ada.id in result.warnings[0]
 
-    strict = make(with_gallery(test_settings, duplicate_policy="refuse"), shared_models)
+    strict = make_recognizer(with_gallery(test_settings, duplicate_policy="refuse"))
     before = gallery_files(test_settings)
     with pytest.raises(DuplicateFaceError, match="duplicate_policy = refuse"):
         strict.enroll("Third Name", [("t1", astronaut)])
@@ -248,14 +241,14 @@ def test_disk_full_mid_enrolment_leaves_nothing_behind(
 
 
 def test_crashed_enrolment_leftovers_are_cleaned_on_start(
-    test_settings: Settings, shared_models, astronaut
+    test_settings: Settings, make_recognizer, astronaut
 ) -> None:
-    rec = make(test_settings, shared_models)
+    rec = make_recognizer(test_settings)
     rec.enroll("Ada", [("a1", astronaut)])
     half = test_settings.gallery.dir / ".staging" / "bob-000000.dead"
     half.mkdir(parents=True)
     (half / "0123.jpg").write_bytes(b"half written")
-    again = make(test_settings, shared_models)
+    again = make_recognizer(test_settings)
     assert not half.exists()
     assert [p.name for p in again.store.list_people()] == ["Ada"]
 
@@ -315,14 +308,14 @@ def test_sideways_photo_without_exif_handling_would_fail(rec: Recognizer, astron
 
 
 def test_too_large_image_is_refused_before_decoding(
-    test_settings: Settings, shared_models, astronaut, tmp_path: Path
+    test_settings: Settings, make_recognizer, astronaut, tmp_path: Path
 ) -> None:
     import dataclasses
 
     small_limit = dataclasses.replace(
         test_settings, images=dataclasses.replace(test_settings.images, max_pixels=100_000)
     )
-    rec = make(small_limit, shared_models)
+    rec = make_recognizer(small_limit)
     path = write_image(tmp_path / "big.png", astronaut)  # 262,144 pixels
     with pytest.raises(EnrollmentError) as info:
         rec.enroll_files("Ada", [path])

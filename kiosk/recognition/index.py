@@ -107,6 +107,18 @@ class EmbeddingCache:
         self._dirty = False
 
 
+def forget_images(cache_dir: Path, hashes: Iterable[str]) -> None:
+    """Drop these images' embeddings from every cache file (every model and setting).
+
+    Used when a person is removed: their vectors must not outlive their images.
+    """
+    hashes = set(hashes)
+    for path in sorted(cache_dir.glob("*.npz")):
+        cache = EmbeddingCache(cache_dir, path.stem)
+        cache.discard(hashes)
+        cache.save()
+
+
 class TemplateIndex:
     """All templates of all people, matched with one matrix multiply.
 

@@ -37,7 +37,12 @@ from kiosk.recognition.gallery import (
     sha256_hex,
     validate_name,
 )
-from kiosk.recognition.index import EmbeddingCache, TemplateIndex, embedding_config_key
+from kiosk.recognition.index import (
+    EmbeddingCache,
+    TemplateIndex,
+    embedding_config_key,
+    forget_images,
+)
 from kiosk.recognition.types import Detection, FaceResult
 from kiosk.recognition.weights import LoadedFaceNet, load_facenet
 from kiosk.settings import Settings
@@ -305,6 +310,15 @@ class Recognizer:
         ]
 
     def remove(self, person_id: str) -> Person:
-        person = self.store.remove_person(person_id)
+        person = remove_person(self.settings, person_id)
+        if self.cache is not None:
+            self.cache.discard(i.sha256 for i in person.images)
         self.reload_gallery()
         return person
+
+
+def remove_person(settings: Settings, person_id: str) -> Person:
+    """Delete a person's folder and their embeddings from every cache; no models needed."""
+    person = GalleryStore(settings.gallery.dir).remove_person(person_id)
+    forget_images(settings.cache_dir / "embeddings", (i.sha256 for i in person.images))
+    return person
