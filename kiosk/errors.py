@@ -13,8 +13,11 @@ one sentence a person can act on, and is raised ``from`` the library error
      ├── DetectionOnlyError     an operation needs FaceNet but only detection is available
      ├── EnrollmentError        enrolment refused; nothing was written
      │    └── DuplicateFaceError    the face is already enrolled under another name
-     └── GalleryError           the gallery on disk cannot be read or written
-          └── PersonNotFoundError
+     ├── GalleryError           the gallery on disk cannot be read or written
+     │    ├── PersonNotFoundError
+     │    └── GallerySyncError      the gallery registry (git/DVC) cannot be synced or published
+     ├── CameraError            a frame source cannot be opened or read
+     └── TelemetryError         MLflow cannot be reached or refused the metrics
 
 The CLI (and later the UI) is the edge that turns these into messages; the core
 never prints.
@@ -93,3 +96,15 @@ class GalleryError(KioskError):
 
 class PersonNotFoundError(GalleryError):
     """No enrolled person has that id."""
+
+
+class GallerySyncError(GalleryError):
+    """The gallery registry (git + DVC) could not be cloned, pulled or published."""
+
+
+class CameraError(KioskError):
+    """A frame source (camera, video file, stream URL) cannot be opened or read."""
+
+
+class TelemetryError(KioskError):
+    """MLflow could not be reached, or it refused the metrics."""

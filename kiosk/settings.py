@@ -37,6 +37,7 @@ CONFIG_ENV = "KIOSK_CONFIG"
 
 Device = Literal["auto", "cpu", "cuda"]
 DuplicatePolicy = Literal["warn", "refuse"]
+SpoolFullPolicy = Literal["drop_oldest", "drop_newest"]
 
 
 def setting(
@@ -119,6 +120,12 @@ class GallerySection:
         "warn", "When a new person's face matches someone enrolled: warn or refuse."
     )
     max_name_length: int = setting(100, "Longest accepted display name.", ge=1, le=1000)
+    repo: str = setting(
+        "",
+        "Gallery registry shared by a fleet (git URL or path); empty = local-only gallery.",
+    )
+    rev: str = setting("main", "Branch (or tag) of the registry this kiosk follows.")
+    remote: str = setting("", "DVC remote to pull from/push to; empty = the registry's default.")
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,95 @@ class ImagesSection:
 
 
 @dataclass(frozen=True)
+class CameraSection:
+    source: str = setting(
+        "0",
+        "A camera index (0 = first camera), a video file path, or an rtsp:// / http(s):// URL.",
+    )
+    width: int = setting(1280, "Requested capture width (0 = the camera's default).", ge=0)
+    height: int = setting(720, "Requested capture height (0 = the camera's default).", ge=0)
+    fps: float = setting(0.0, "Requested capture rate (0 = the camera's default).", ge=0.0)
+    pace_files: bool = setting(
+        True, "Play video files at their own frame rate (false = as fast as they decode)."
+    )
+    loop_files: bool = setting(False, "Start a video file again when it ends.")
+    lost_after_s: float = setting(
+        3.0, "A source that delivers no frame for this long is considered lost.", gt=0.0
+    )
+    reconnect_initial_s: float = setting(
+        0.5, "First wait before reconnecting a lost source; doubles on each failure.", gt=0.0
+    )
+    reconnect_max_s: float = setting(30.0, "Longest wait between reconnection attempts.", gt=0.0)
+    max_restarts_per_minute: int = setting(
+        6,
+        "Restart-storm guard: after this many reconnections within a minute, wait "
+        "reconnect_max_s before the next one.",
+        ge=1,
+    )
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    torch_threads: int = setting(
+        0, "Threads torch may use for recognition (0 = all cores, at most 8).", ge=0, le=256
+    )
+    detection_width: int = setting(
+        640,
+        "Live frames are detected on a copy this wide (0 = full size); tracked faces are "
+        "re-found in small crops around them, so small faces are still seen.",
+        ge=0,
+        le=8192,
+    )
+    full_detect_every: int = setting(
+        3,
+        "Search the whole frame for new faces every N frames; in between only the tracked "
+        "faces are re-found (1 = whole frame every frame).",
+        ge=1,
+        le=30,
+    )
+    reembed_every: int = setting(
+        10, "Re-embed a decided face every N frames (sooner if it grows or sharpens).", ge=1
+    )
+    vote_window: int = setting(
+        5, "Recent embeddings of a face that vote on its identity.", ge=1, le=50
+    )
+    votes_to_decide: int = setting(
+        2,
+        "Votes for one identity (a person, or unknown) needed to decide a face.",
+        ge=1,
+        le=50,
+    )
+    track_iou: float = setting(
+        0.3, "Least box overlap (IoU) for a detection to continue a track.", gt=0.0, le=1.0
+    )
+    track_max_missed: int = setting(
+        8, "Frames a track may go unseen before it ends.", ge=0, le=1000
+    )
+
+
+@dataclass(frozen=True)
+class TelemetrySection:
+    enabled: bool = setting(True, "Send verification metrics to MLflow.")
+    tracking_uri: str = setting(
+        "",
+        "MLflow tracking URI; empty = $MLFLOW_TRACKING_URI, else a SQLite file in data_dir.",
+    )
+    experiment: str = setting("facekiosk", "MLflow experiment the kiosk sessions go to.")
+    flush_interval_s: float = setting(
+        5.0, "Send buffered metrics at least this often.", gt=0.0, le=3600.0
+    )
+    flush_events: int = setting(
+        100, "Send as soon as this many verifications are buffered.", ge=1, le=100_000
+    )
+    spool_max_mb: float = setting(
+        100.0, "Most disk space for metrics kept while MLflow is unreachable.", gt=0.0
+    )
+    spool_full_policy: SpoolFullPolicy = setting(
+        "drop_oldest", "When the spool is full: drop the oldest batches or the newest."
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective settings: every section, plus where each value came from."""
 
@@ -138,6 +234,9 @@ class Settings:
     recognition: RecognitionSection = field(default_factory=RecognitionSection)
     gallery: GallerySection = field(default_factory=GallerySection)
     images: ImagesSection = field(default_factory=ImagesSection)
+    camera: CameraSection = field(default_factory=CameraSection)
+    pipeline: PipelineSection = field(default_factory=PipelineSection)
+    telemetry: TelemetrySection = field(default_factory=TelemetrySection)
     config_file: Path | None = field(default=None, compare=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from kiosk.recognition.gallery import GalleryStore, Person, validate_name
     from kiosk.recognition.index import EmbeddingCache, TemplateIndex
     from kiosk.recognition.recognizer import EnrollResult, Recognizer
-    from kiosk.recognition.types import Detection, FaceResult, Match
+    from kiosk.recognition.types import (
+        Detection,
+        FaceResult,
+        Match,
+        PipelineStats,
+        VerificationEvent,
+    )
     from kiosk.recognition.weights import LoadedFaceNet, load_facenet, load_weights_file
 
 _WHERE = {
@@ -38,6 +44,8 @@ _WHERE = {
     "Detection": "types",
     "FaceResult": "types",
     "Match": "types",
+    "PipelineStats": "types",
+    "VerificationEvent": "types",
     "LoadedFaceNet": "weights",
     "load_facenet": "weights",
     "load_weights_file": "weights",
@@ -56,8 +64,10 @@ __all__ = [
     "LoadedFaceNet",
     "Match",
     "Person",
+    "PipelineStats",
     "Recognizer",
     "TemplateIndex",
+    "VerificationEvent",
     "align_face",
     "alignment_matrix",
     "load_facenet",

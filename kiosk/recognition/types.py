@@ -57,3 +57,45 @@ class FaceResult:
 
     detection: Detection
     match: Match | None  # None in detection-only mode
+
+
+@dataclass(frozen=True)
+class VerificationEvent:
+    """A tracked face's identity was decided: emitted once per decision by the live worker.
+
+    Attendance and telemetry consume these. ``person_id``/``name`` are set only when
+    ``is_match``; ``distance`` is to the decided person (or to the nearest one for an
+    unknown face; ``inf`` when the gallery is empty). ``latency_ms`` runs from the
+    capture of the frame that decided to the decision; ``ttv_ms`` (time to
+    verification) from the capture of the track's first frame. ``wall_time`` is
+    ``time.time()`` at the decision (epoch seconds), for records and MLflow timestamps.
+    ``revision`` is 0 for a track's first decision and counts later changes of mind.
+    """
+
+    track_id: int
+    person_id: str | None
+    name: str | None
+    distance: float
+    threshold: float
+    is_match: bool
+    face_confidence: float
+    latency_ms: float
+    ttv_ms: float
+    frame_id: int
+    wall_time: float
+    box: tuple[float, float, float, float]
+    votes: int
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """Counters of the live pipeline, for the status bar and telemetry summaries."""
+
+    frames_captured: int = 0
+    frames_processed: int = 0
+    dropped_frames: int = 0
+    capture_fps: float = 0.0
+    processing_fps: float = 0.0
+    tracks: int = 0
+    verifications: int = 0

@@ -1,0 +1,1 @@
+"""Verification metrics to MLflow, batched per kiosk session, spooled while offline (no Qt)."""
