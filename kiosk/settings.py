@@ -126,6 +126,11 @@ class GallerySection:
     )
     rev: str = setting("main", "Branch (or tag) of the registry this kiosk follows.")
     remote: str = setting("", "DVC remote to pull from/push to; empty = the registry's default.")
+    sync_interval_s: float = setting(
+        300.0,
+        "Sync with the registry (and retry queued publishes) this often; 0 = only at start-up.",
+        ge=0.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,33 @@
-"""The gallery registry shared by a fleet: git + DVC sync at start-up and publishing (no Qt)."""
+"""The gallery registry shared by a fleet: git + DVC sync at start-up and publishing (no Qt).
+
+Public API::
+
+    init_registry(path, remote="")            create a registry (bare git repo + DVC storage)
+    sync_gallery(settings, on_status, stop)   one sync, in the caller's thread -> SyncStatus
+    GallerySync(settings, on_status, on_new_version).start() / .stop(timeout)
+                                              the same in the background (thread ``kiosk-sync``)
+    publish(settings, author=...)             commit + push this kiosk's changes -> PublishResult
+    pending_changes(settings)                 what is not published yet
+    gallery_status(settings, check_remote)    version in use, unpublished, reachability
+    current_gallery_version(settings)         short version for telemetry and attendance
+"""
+
+from kiosk.sync.publish import PendingChanges, PublishResult, pending_changes, publish
+from kiosk.sync.registry import current_gallery_version, init_registry, registry_configured
+from kiosk.sync.status import RegistryStatus, gallery_status
+from kiosk.sync.sync import GallerySync, SyncStatus, sync_gallery
+
+__all__ = [
+    "GallerySync",
+    "PendingChanges",
+    "PublishResult",
+    "RegistryStatus",
+    "SyncStatus",
+    "current_gallery_version",
+    "gallery_status",
+    "init_registry",
+    "pending_changes",
+    "publish",
+    "registry_configured",
+    "sync_gallery",
+]

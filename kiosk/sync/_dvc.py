@@ -1,0 +1,168 @@
+"""DVC through its Python API (``dvc.repo.Repo``), and our own checksum verification.
+
+Every repository is opened with analytics off, and with the kiosk's remote
+override (``gallery.remote``) when one is set. DVC's objects are content
+addressed (``md5`` of the file), so :func:`verify_objects` can prove that the
+local cache holds exactly what a registry version names before the kiosk
+switches to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from kiosk.sync import _git
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+log = logging.getLogger(__name__)
+
+#: The name the kiosk gives ``gallery.remote`` when it overrides the registry's default remote.
+OVERRIDE_REMOTE = "kiosk-override"
+_CONFIG: dict[str, Any] = {"core": {"analytics": False, "autostage": False}}
+
+
+@contextlib.contextmanager
+def open_repo(path: Path, remote_url: str = "") -> Iterator[Repo]:
+    """A DVC repo at ``path`` (a git clone with ``.dvc/``), closed on exit."""
+    from dvc.repo import Repo
+
+    kwargs: dict[str, Any] = {}
+    if remote_url:
+        kwargs = {"remote": OVERRIDE_REMOTE, "remote_config": {"url": remote_url}}
+    repo = Repo(str(path), config=_CONFIG, **kwargs)
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def remote_url(repo: Repo) -> str:
+    """The URL of the remote DVC uses by default ('' when none is configured)."""
+    name = repo.config["core"].get("remote")
+    if not name:
+        return ""
+    return str(repo.config["remote"].get(name, {}).get("url", ""))
+
+
+@dataclass(frozen=True)
+class TrackedObject:
+    """One DVC object a version needs: a file, or a directory manifest (``.dir``)."""
+
+    path: str  # workspace path, for messages
+    md5: str
+
+
+def objects_of_rev(clone: Path, rev: str) -> list[TrackedObject]:
+    """The cached outputs named by the ``.dvc`` files and ``dvc.lock`` of commit ``rev``."""
+    objects: list[TrackedObject] = []
+    files = _git.tracked_files(clone, rev)
+    for name in files:
+        if not name.endswith(".dvc"):
+            continue
+        data = yaml.safe_load(_git.show(clone, rev, name)) or {}
+        base = str(Path(name).parent)
+        for out in data.get("outs", []):
+            if out.get("md5") and out.get("cache", True):
+                objects.append(TrackedObject(_join(base, out["path"]), out["md5"]))
+    if "dvc.lock" in files:
+        uncached = _uncached_outputs(clone, rev) if "dvc.yaml" in files else set()
+        lock = yaml.safe_load(_git.show(clone, rev, "dvc.lock")) or {}
+        for stage in (lock.get("stages") or {}).values():
+            for out in stage.get("outs", []):
+                if out.get("md5") and out["path"] not in uncached:
+                    objects.append(TrackedObject(out["path"], out["md5"]))
+    return objects
+
+
+def _join(base: str, path: str) -> str:
+    return path if base in ("", ".") else f"{base}/{path}"
+
+
+def _uncached_outputs(clone: Path, rev: str) -> set[str]:
+    """Outputs that ``dvc.yaml`` keeps in git (``cache: false``), e.g. ``metrics.json``."""
+    spec = yaml.safe_load(_git.show(clone, rev, "dvc.yaml")) or {}
+    found: set[str] = set()
+    for stage in (spec.get("stages") or {}).values():
+        for kind in ("outs", "metrics", "plots"):
+            for out in stage.get(kind, []) or []:
+                if isinstance(out, dict):
+                    for path, opts in out.items():
+                        if isinstance(opts, dict) and opts.get("cache") is False:
+                            found.add(str(path))
+    return found
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Verification:
+    missing: list[TrackedObject]
+    corrupted: list[TrackedObject]
+    checked: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.corrupted
+
+
+def verify_objects(repo: Repo, objects: Iterable[TrackedObject]) -> Verification:
+    """Hash every cache file these outputs need; list what is missing or damaged.
+
+    A directory output is its manifest (a JSON list of md5 + relpath) plus every
+    file in it; both are checked.
+    """
+    odb = repo.cache.local
+    result = Verification([], [], 0)
+    for obj in objects:
+        path = Path(odb.oid_to_path(obj.md5))
+        if not path.is_file():
+            result.missing.append(obj)
+            continue
+        result.checked += 1
+        if _md5_file(path) != obj.md5.removesuffix(".dir"):
+            result.corrupted.append(obj)
+            continue
+        if obj.md5.endswith(".dir"):
+            try:
+                entries = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                result.corrupted.append(obj)
+                continue
+            children = [
+                TrackedObject(f"{obj.path}/{e['relpath']}", e["md5"])
+                for e in entries
+                if isinstance(e, dict) and "md5" in e
+            ]
+            sub = verify_objects(repo, children)
+            result.missing += sub.missing
+            result.corrupted += sub.corrupted
+            result.checked += sub.checked
+    return result
+
+
+def drop_from_cache(repo: Repo, objects: Iterable[TrackedObject]) -> None:
+    """Delete damaged cache files, so the next fetch downloads them again."""
+    odb = repo.cache.local
+    for obj in objects:
+        path = Path(odb.oid_to_path(obj.md5))
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o644)
+            path.unlink()
+            log.warning("removed damaged cache file %s (for %s)", path, obj.path)

@@ -1,0 +1,96 @@
+"""``kiosk gallery status`` and the doctor's registry check: fast, read-only."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kiosk.settings import Settings
+from kiosk.sync import _git
+from kiosk.sync.publish import PendingChanges, pending_changes
+from kiosk.sync.registry import is_clone, read_state, registry_configured
+
+
+@dataclass(frozen=True)
+class RegistryStatus:
+    configured: bool
+    repo: str
+    rev: str
+    cloned: bool
+    version: str | None  # short version in use
+    date: str | None  # its commit date
+    synced_at: str | None  # last time this kiosk reached the registry
+    pending: PendingChanges
+    reachable: bool | None  # None: not checked
+    reach_detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["pending"]["summary"] = self.pending.describe()
+        return data
+
+
+def _storage_reachable(clone: Path, remote_override: str) -> tuple[bool | None, str]:
+    url = remote_override
+    if not url:
+        try:
+            name = _git.git(clone, "config", "-f", ".dvc/config", "core.remote")
+            url = _git.git(clone, "config", "-f", ".dvc/config", f"remote.{name}.url")
+        except _git.GitError:
+            return None, "no DVC remote configured"
+    if "://" in url and not url.startswith("file://"):
+        return None, f"storage {url} not checked"
+    path = Path(url.removeprefix("file://"))
+    if path.is_dir() and os.access(path, os.R_OK | os.X_OK):
+        return True, f"storage {path} readable"
+    return False, f"storage {path} missing or unreadable"
+
+
+def gallery_status(
+    settings: Settings, *, check_remote: bool = True, timeout: float = 3.0
+) -> RegistryStatus:
+    """Version in use, unpublished changes and (with ``check_remote``) reachability."""
+    gallery = settings.gallery
+    configured = registry_configured(settings)
+    cloned = is_clone(gallery.dir)
+    state = read_state(settings)
+    pending = pending_changes(settings)
+    reachable: bool | None = None
+    detail = "not checked"
+    if not configured:
+        detail = "no registry configured (gallery.repo); local-only gallery"
+    elif check_remote:
+        from kiosk.sync.sync import _resolve_url
+
+        url = _resolve_url(gallery.repo)
+        try:
+            _git.git(
+                gallery.dir if cloned else settings.paths.data_dir.parent,
+                "ls-remote",
+                "-q",
+                url,
+                gallery.rev,
+                timeout=timeout,
+            )
+            reachable, detail = True, f"registry {url} reachable"
+        except _git.GitError as exc:
+            reachable, detail = False, f"registry {url} unreachable ({exc})"
+        if reachable and cloned:
+            ok, storage = _storage_reachable(gallery.dir, gallery.remote)
+            detail += f"; {storage}"
+            if ok is False:
+                reachable = False
+    return RegistryStatus(
+        configured,
+        gallery.repo,
+        gallery.rev,
+        cloned,
+        state.short if state.complete else None,
+        state.date,
+        state.synced_at,
+        pending,
+        reachable,
+        detail,
+    )
