@@ -258,7 +258,9 @@ class TelemetrySink:
         if self._thread is None:
             return
         self.end_session()
-        self.flush(max(0.0, timeout * 0.8))
+        # Half the time to send, half for the request in flight to finish and the rest to be
+        # written to the spool (a request cannot be interrupted).
+        self.flush(max(0.0, timeout * 0.5))
         self._stop.set()
         self._wake.set()
         self._thread.join(max(0.1, deadline - time.monotonic()))
@@ -466,6 +468,11 @@ class TelemetrySink:
             return
         clean = True
         for i, op in enumerate(ops):
+            if self._stop.is_set():  # closing: what is not sent by now waits in the spool
+                for rest in ops[i:]:
+                    self._spool.append(rest)
+                clean = False
+                break
             try:
                 self._send(op, replay=False)
             except BackendUnavailableError as exc:
@@ -487,6 +494,8 @@ class TelemetrySink:
             return
         first, clean, replayed = True, True, 0
         while (head := self._spool.peek()) is not None:
+            if self._stop.is_set():
+                return
             seq, op = head
             try:
                 self._send(op, replay=first)
