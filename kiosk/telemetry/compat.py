@@ -262,10 +262,16 @@ def log_facenet_model(
     *,
     alias: str = "candidate",
     artifact_name: str = "model",
+    input_example: Any = None,
 ) -> ModelInfo:
     """Log ``model`` (a torch module) to the active run and register it as a new version
     of the registered model ``model_name``, pointed to by ``alias`` ("candidate" by default;
     promote it with ``MlflowClient().set_registered_model_alias(name, "production", version)``).
+
+    Without ``input_example`` the module is pickled (any module works, as in the original
+    system; loading it needs its class importable, and runs pickle: load only your own
+    models). With one (e.g. ``torch.rand(1, 3, 160, 160)`` for FaceNet) it is saved in
+    PyTorch's safe exported-graph format ("pt2") with a signature inferred from it.
 
     Returns MLflow's ``ModelInfo`` (``registered_model_version`` is the new version).
     Runs on the caller's thread: it uploads the weights and waits for the registration.
@@ -280,6 +286,8 @@ def log_facenet_model(
             model,
             name=artifact_name,
             registered_model_name=model_name,
+            input_example=input_example,
+            serialization_format="pickle" if input_example is None else "pt2",
             # Stated, so MLflow does not spend seconds inferring requirements in a subprocess.
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
