@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     csub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     p = csub.add_parser("show", help="print the effective settings and where each came from")
     p.add_argument("--json", action="store_true")
+
+    telemetry = sub.add_parser("telemetry", help="MLflow telemetry: status, replay the spool")
+    tsub = telemetry.add_subparsers(dest="telemetry_command", metavar="ACTION", required=True)
+    p = tsub.add_parser("status", help="state, tracking URI and metrics waiting in the spool")
+    p.add_argument("--json", action="store_true")
+    p = tsub.add_parser("flush", help="send the spooled metrics now (exit 1 if still offline)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -270,6 +278,25 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_telemetry(args: argparse.Namespace, settings: Settings) -> int:
+    from kiosk.telemetry.report import flush_spools, probe
+
+    if args.telemetry_command == "flush":
+        status = flush_spools(settings, timeout=args.timeout)
+        failed = status.state == "offline" or status.spooled > 0
+    else:
+        status = probe(settings)
+        failed = False
+    if args.json:
+        _print_json(status.as_dict())
+    else:
+        print(f"state: {status.state}")
+        print(f"tracking URI: {status.tracking_uri}")
+        print(f"spooled: {status.spooled} metrics ({status.spooled_batches} records)")
+        print(status.message)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def _plain(value: object) -> object:
     """A setting's value as TOML/JSON shows it (an unset path is the empty string)."""
     if isinstance(value, Path):
@@ -283,4 +310,5 @@ _COMMANDS = {
     "people": cmd_people,
     "doctor": cmd_doctor,
     "config": cmd_config,
+    "telemetry": cmd_telemetry,
 }

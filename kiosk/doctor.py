@@ -82,7 +82,16 @@ def run_checks(settings: Settings) -> Iterator[Check]:
                 f"make it writable, or set {variable} to another folder",
             )
         )
+    yield _telemetry_check(settings)
     yield from _model_checks(settings)
+
+
+def _telemetry_check(settings: Settings) -> Check:
+    """MLflow reachable? Metrics waiting in the spool? (at most ~2 s, no MLflow import)"""
+    from kiosk.telemetry.report import doctor_check
+
+    status, title, detail, fix = doctor_check(settings)
+    return Check(status, title, detail, fix)
 
 
 def _model_checks(settings: Settings) -> Iterator[Check]:

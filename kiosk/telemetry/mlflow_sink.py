@@ -392,7 +392,7 @@ class TelemetrySink:
             ops.append(self._metrics_op(session.sid, session.summary(int(now * 1000), self._stats)))
             session.last_summary_at = now
         self._pump(ops, force=bool(flushes), spool_only=final)
-        ok = not len(self._spool)
+        ok = not len(self._spool) and self._state != "offline"
         for request in flushes:
             request.ok = ok
             request.done.set()

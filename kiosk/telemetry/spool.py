@@ -268,3 +268,21 @@ class Spool:
         self._file_bytes = size
         if self._file is not None:
             self._file = self.path.open("a", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class SpoolContents:
+    records: int
+    metrics: int
+    damaged: int
+    nbytes: int
+
+
+def inspect_spool(path: Path) -> SpoolContents:
+    """Count what a spool file holds without locking or changing it (for status commands)."""
+    spool = Spool(path, max_bytes=1 << 62)
+    try:
+        problems = spool._load()
+    except OSError:
+        return SpoolContents(0, 0, 0, 0)
+    return SpoolContents(len(spool), spool.metrics, len(problems), spool.nbytes)
