@@ -188,6 +188,12 @@ class PipelineSection:
         ge=1,
         le=30,
     )
+    use_tta_flip: bool = setting(
+        False,
+        "Flip test-time augmentation on live frames. It doubles FaceNet's cost per face; "
+        "voting over several frames already averages out one bad frame. Enrolment keeps "
+        "recognition.use_tta_flip.",
+    )
     reembed_every: int = setting(
         10, "Re-embed a decided face every N frames (sooner if it grows or sharpens).", ge=1
     )

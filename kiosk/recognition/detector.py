@@ -58,8 +58,13 @@ class FaceDetector:
         target = self.config.detection_width if detection_width is None else detection_width
         return target / width if 0 < target < width else 1.0
 
-    def detect(self, image: np.ndarray, detection_width: int | None = None) -> list[Detection]:
-        """Faces in ``image``; ``detection_width`` overrides the configured one for this call."""
+    def detect(
+        self,
+        image: np.ndarray,
+        detection_width: int | None = None,
+        min_face_px: float | None = None,
+    ) -> list[Detection]:
+        """Faces in ``image``; the arguments override the configured values for this call."""
         _check_rgb(image)
         scale = self.scale_for(image.shape[1], detection_width)
         small = image
@@ -68,13 +73,16 @@ class FaceDetector:
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         # MTCNN's pyramid starts at its min_face_size (in the pixels it sees); ask for a bit
         # less than our limit so faces right at the limit are not lost to its scale steps.
-        min_size = max(12, int(self.config.min_face_px * scale * 0.8))
+        min_face = self.config.min_face_px if min_face_px is None else min_face_px
+        min_size = max(12, int(min_face * scale * 0.8))
         if min(small.shape[:2]) < min_size:
             return []  # no face of the minimum size fits (and MTCNN would build no pyramid)
         self._mtcnn.min_face_size = min_size
         with torch.inference_mode():
             boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
-        found = self._detections(boxes, probs, points, 1.0 / scale, (0.0, 0.0), image.shape)
+        found = self._detections(
+            boxes, probs, points, 1.0 / scale, (0.0, 0.0), image.shape, min_face_px
+        )
         found.sort(key=lambda d: d.width * d.height, reverse=True)
         return found
 

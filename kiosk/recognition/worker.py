@@ -26,6 +26,7 @@ never waits on the worker.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -39,6 +40,7 @@ import numpy as np
 
 from kiosk.camera.frames import Frame, LatestFrameBuffer
 from kiosk.errors import KioskError
+from kiosk.recognition.embedder import FaceEmbedder
 from kiosk.recognition.tracking import IdentityVotes, Track, Tracker, Vote, iou
 from kiosk.recognition.types import Detection, PipelineStats, VerificationEvent
 from kiosk.settings import Settings
@@ -52,7 +54,9 @@ Box = tuple[float, float, float, float]
 FaceState = Literal["pending", "known", "unknown", "detection-only"]
 GROWTH_TO_REEMBED = 1.25  # re-embed a decided face once it is this much larger
 MIN_DETECTION_PX = 12  # the smallest face MTCNN's first network can see
-REGION_SIZE_TOLERANCE = 0.75  # a tracked face may shrink this much below min_face_px
+# Box sizes measured on a smaller copy or region are a few pixels off: a face measured
+# this much below min_face_px is still kept (and a tracked face may shrink a little).
+SIZE_TOLERANCE = 0.85
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class FrameProcessor:
         self._clock = clock
         p = settings.pipeline
         self.tracker = Tracker(p.track_iou, p.track_max_missed)
+        self.embedder = _live_embedder(recognizer, settings)
         self._since_full: int | None = None
         self._last_distance: dict[int, float] = {}
         self.frames = 0
@@ -134,7 +139,9 @@ class FrameProcessor:
         full = not self.tracker.tracks or self._since_full is None or self._since_full >= every - 1
         if full:
             detector = self.recognizer.detector
-            detections = detector.detect(image, self.detection_width(image.shape[1]))
+            width = self.detection_width(image.shape[1])
+            min_face = self.settings.recognition.min_face_px * SIZE_TOLERANCE
+            detections = detector.detect(image, width, min_face)
             seen, ended = self.tracker.update(detections, fid, frame.captured_at, image)
             self._refind_missing(image, fid, seen)
             self._since_full = 0
@@ -160,7 +167,7 @@ class FrameProcessor:
         )
 
     def _detect_regions(self, image: np.ndarray, boxes: list[Box]) -> list[Detection | None]:
-        min_face = self.settings.recognition.min_face_px * REGION_SIZE_TOLERANCE
+        min_face = self.settings.recognition.min_face_px * SIZE_TOLERANCE
         return self.recognizer.detector.detect_regions(image, boxes, min_face)
 
     def _refind_missing(self, image: np.ndarray, fid: int, seen: list[Track]) -> None:
@@ -183,7 +190,7 @@ class FrameProcessor:
         Fresh landmarks let them be embedded now rather than at the next whole-frame
         search, which is what keeps the time to verification short.
         """
-        if self.recognizer.embedder is None:
+        if self.embedder is None:
             return
         pending = [t for t in self.tracker.tracks.values() if _undecided(t)]
         if not pending:
@@ -209,7 +216,7 @@ class FrameProcessor:
         self, image: np.ndarray, frame: Frame, fresh: list[Track]
     ) -> list[VerificationEvent]:
         recognizer = self.recognizer
-        if recognizer.embedder is None:
+        if self.embedder is None:
             return []
         todo = [
             t for t in fresh if t.detection is not None and self._needs_embedding(t, frame.frame_id)
@@ -217,7 +224,7 @@ class FrameProcessor:
         if not todo:
             return []
         faces = recognizer.align(image, [t.detection for t in todo if t.detection is not None])
-        vectors = recognizer.embedder.embed(faces)
+        vectors = self.embedder.embed(faces)
         index = recognizer.index  # one reference: a reload swaps the whole index
         matches = index.match(vectors)
         self.embedded_faces += len(todo)
@@ -261,7 +268,7 @@ class FrameProcessor:
         return events
 
     def _face(self, track: Track) -> TrackedFace:
-        if self.recognizer.embedder is None:
+        if self.embedder is None:
             return TrackedFace(track.track_id, track.box, track.confidence, "detection-only")
         decision = track.votes.decision if track.votes else None
         distance = self._last_distance.get(track.track_id)
@@ -279,6 +286,15 @@ class FrameProcessor:
             decision.name,
             decision.distance,
         )
+
+
+def _live_embedder(recognizer: Recognizer, settings: Settings) -> FaceEmbedder | None:
+    """The recognizer's FaceNet with the live pipeline's own flip-TTA setting."""
+    base = recognizer.embedder
+    if base is None or base.config.use_tta_flip == settings.pipeline.use_tta_flip:
+        return base
+    config = dataclasses.replace(base.config, use_tta_flip=settings.pipeline.use_tta_flip)
+    return FaceEmbedder(base.model, base.device, config)
 
 
 def _undecided(track: Track) -> bool:
