@@ -76,9 +76,14 @@ _REJECTED_CODES = frozenset(
 
 # The sink's own HTTP behaviour: MLflow's defaults (7 retries with exponential backoff,
 # 120 s timeout) would hold a batch for minutes on a dead server and wedge shutdown. The
-# sink retries whole batches itself, with its own backoff. Explicit values in the
-# environment win.
-HTTP_ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# sink retries whole batches itself, with its own backoff. MLflow's client would also
+# print "View run ... at: URL" on stdout at every run end (and fetch the run to do so),
+# which would corrupt `kiosk ... --json` output. Explicit values in the environment win.
+HTTP_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 
 
 class MlflowBackend:
