@@ -409,3 +409,38 @@ def test_status_dict_is_json(tmp_path: Path) -> None:
     sink.close()
     data = json.loads(json.dumps(sink.status().as_dict()))
     assert data["state"] == "ok" and data["spooled"] == 0
+
+
+def test_a_sink_that_was_never_started_holds_a_bounded_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiosk.telemetry import mlflow_sink
+
+    monkeypatch.setattr(mlflow_sink, "MAX_QUEUED", 100)
+    sink = TelemetrySink(telemetry_settings(tmp_path), backend_factory=lambda uri: FakeBackend())
+    for i in range(150):
+        sink.submit(event(i))
+    assert sink.status().dropped == 50 * len(EVENT_METRICS)
+
+
+def test_an_unexpected_failure_costs_one_cycle_not_the_thread(tmp_path: Path) -> None:
+    class BuggyBackend(FakeBackend):
+        bugs = 1
+
+        def log_batch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if self.bugs:
+                self.bugs -= 1
+                raise RuntimeError("a bug")
+            super().log_batch(*args, **kwargs)
+
+    sink, fake = make_sink(tmp_path, BuggyBackend())
+    sink.start_session(INFO)
+    sink.flush(5)
+    assert sink.status().state == "error"
+    assert "a bug" in (sink.status().last_error or "")
+    sink.start_session(INFO)
+    sink.submit(event(0))
+    assert sink.flush(5)
+    assert sink.status().state == "ok"
+    sink.close()
+    assert [len(steps(r, "distance")) for r in fake.runs.values()] == [0, 1]

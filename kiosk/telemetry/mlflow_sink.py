@@ -38,6 +38,7 @@ from kiosk.errors import TelemetryError
 from kiosk.recognition.types import PipelineStats, VerificationEvent
 from kiosk.settings import Settings
 from kiosk.telemetry._model import (
+    EVENT_METRICS,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
     MAX_TAGS_PER_BATCH,
@@ -65,6 +66,9 @@ from kiosk.telemetry.spool import Op, Spool, op_metrics
 log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[str], Backend]
+
+#: Verifications held in memory at most, for a sink whose thread does not take them.
+MAX_QUEUED = 200_000
 
 
 def _mlflow_backend(uri: str) -> Backend:
@@ -178,6 +182,7 @@ class TelemetrySink:
         self._thread: threading.Thread | None = None
         self._session_open = False
         self._stats: PipelineStats | None = None
+        self._queue_dropped = 0
 
         # Published by the sink's thread, read by status().
         self._lock = threading.Lock()
@@ -191,6 +196,7 @@ class TelemetrySink:
         self._backend: Backend | None = None
         self._experiment_id: str | None = None
         self._runs: dict[str, str] = {}  # session id -> run id
+        self._flushes: list[_FlushRequest] = []
         self._session: _Session | None = None
         self._retry_delay = retry_initial_s
         self._next_retry = 0.0
@@ -222,8 +228,12 @@ class TelemetrySink:
         if not self.enabled:
             return
         try:
+            queued = len(self._queue)
+            if queued >= MAX_QUEUED:  # the thread is not running (never started, or stuck)
+                self._queue_dropped += 1
+                return
             self._queue.append(("event", event))
-            if len(self._queue) >= self._flush_events:
+            if queued + 1 >= self._flush_events:
                 self._wake.set()
         except Exception:  # pragma: no cover - a deque append does not fail; be sure anyway
             log.exception("telemetry: could not queue an event")
@@ -273,7 +283,9 @@ class TelemetrySink:
         with self._lock:
             state, error = self._state, self._last_error
             spooled_metrics, spooled_batches = self._spooled
-            sent, dropped = self._sent, self._rejected + self._spool.dropped_metrics
+            sent = self._sent
+            dropped = self._rejected + self._spool.dropped_metrics
+        dropped += self._queue_dropped * len(EVENT_METRICS)
         uri = display_uri(self.tracking_uri)
         if state == "disabled":
             message = "Telemetry is off (telemetry.enabled = false)."
@@ -328,13 +340,22 @@ class TelemetrySink:
             while not self._stop.is_set():
                 self._wake.wait(self._wait_time())
                 self._wake.clear()
-                self._cycle()
-            self._cycle(final=True)
-        except Exception as exc:  # never let the thread die silently
-            log.exception("telemetry thread failed")
-            self._set_state("error", f"telemetry stopped: {exc}")
+                self._guarded_cycle(final=False)
+            self._guarded_cycle(final=True)
         finally:
             self._spool.close()
+
+    def _guarded_cycle(self, final: bool) -> None:
+        """One cycle; a bug here costs that cycle's records, never the thread."""
+        try:
+            self._cycle(final=final)
+        except Exception as exc:
+            log.exception("telemetry: unexpected failure; records of this cycle are lost")
+            self._set_state("error", f"unexpected telemetry failure: {exc}")
+            for request in self._flushes:  # answered (not ok), so no caller waits in vain
+                request.done.set()
+            self._flushes.clear()
+            time.sleep(0.1)  # no busy loop if it keeps failing
 
     def _wait_time(self) -> float:
         wait = self._flush_interval
@@ -365,7 +386,7 @@ class TelemetrySink:
     def _cycle(self, final: bool = False) -> None:
         """Drain the queue into records, send them (or spool them), answer flush requests."""
         ops: list[Op] = []
-        flushes: list[_FlushRequest] = []
+        flushes = self._flushes
         while self._queue:
             item = self._queue.popleft()
             kind = item[0]
@@ -396,6 +417,7 @@ class TelemetrySink:
         for request in flushes:
             request.ok = ok
             request.done.set()
+        flushes.clear()
 
     def _on_event(self, event: VerificationEvent, ops: list[Op]) -> None:
         if self._session is None:

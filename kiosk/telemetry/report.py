@@ -122,6 +122,11 @@ def flush_spools(settings: Settings, timeout: float = 30.0) -> TelemetryStatus:
     sent = spooled = spooled_batches = dropped = 0
     last: TelemetryStatus | None = None
     for name in SPOOL_NAMES:
+        if (
+            name != SPOOL_NAMES[0]
+            and not inspect_spool(spool_dir(settings) / f"{name}.jsonl").records
+        ):
+            continue
         sink = TelemetrySink(settings, spool_name=name, name=f"kiosk-telemetry-flush-{name}")
         sink.start()
         ok = sink.flush(timeout)
