@@ -34,3 +34,18 @@ class Fleet:
 def other_person(rgb: np.ndarray) -> np.ndarray:
     """A channel-swapped copy: "another person" for random weights (~0.22 away)."""
     return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def enrol_bytes(settings: Settings, name: str) -> str:
+    """Enrol a person straight into the store (no models; sync never decodes images)."""
+    import os
+
+    from kiosk.recognition.gallery import GalleryStore
+
+    return GalleryStore(settings.gallery.dir).add_person(name, None, [os.urandom(2000)]).id
+
+
+def people_on_disk(settings: Settings) -> set[str]:
+    from kiosk.recognition.gallery import GalleryStore
+
+    return {p.id for p in GalleryStore(settings.gallery.dir).list_people()}

@@ -205,7 +205,17 @@ def push_queued(settings: Settings, stop: threading.Event | None = None) -> str:
     stop = stop or threading.Event()
     clone = settings.gallery.dir
     rev = settings.gallery.rev
+    from kiosk.sync.status import storage_problem
+
     for _attempt in range(PUSH_ATTEMPTS):
+        try:  # the registry first: is it there at all?
+            _git.git(clone, "fetch", "-q", "origin", rev, stop=stop)
+        except _git.GitError as exc:
+            log.warning("gallery registry unreachable: %s", exc)
+            return f"queued: the gallery registry cannot be reached ({exc}); will retry"
+        problem = storage_problem(clone, settings.gallery.remote)
+        if problem:  # never let DVC create a missing storage folder (an unmounted share)
+            return f"queued: {problem}; will retry"
         try:
             with _dvc.open_repo(clone, settings.gallery.remote) as repo:
                 repo.push()

@@ -48,6 +48,12 @@ def _storage_reachable(clone: Path, remote_override: str) -> tuple[bool | None, 
     return False, f"storage {path} missing or unreadable"
 
 
+def storage_problem(clone: Path, remote_override: str) -> str | None:
+    """Why the DVC storage is unusable (a local folder that is missing), or None."""
+    ok, detail = _storage_reachable(clone, remote_override)
+    return None if ok is not False else f"the gallery {detail}"
+
+
 def gallery_status(
     settings: Settings, *, check_remote: bool = True, timeout: float = 3.0
 ) -> RegistryStatus:

@@ -250,9 +250,13 @@ def _update(
         progress("switching to the new gallery version", 0.85)
         _switch(settings, clone, head, target)
         new = _git.git(clone, "rev-parse", "HEAD")
+        message = f"updated from {(head or '')[:8] or 'nothing'}"
+    else:
+        progress("checking the gallery files", 0.85)
+        repaired = _repair_workspace(settings, clone)
+        message = f"up to date; repaired {repaired} damaged items" if repaired else "up to date"
     date = _git.commit_date(clone, new)
     write_state(settings, SyncState(new, date, now_iso()))
-    message = "up to date" if not changed else f"updated from {(head or '')[:8] or 'nothing'}"
     queued = _queued_commits(clone, target)
     if queued and push:
         from kiosk.sync.publish import push_queued
@@ -308,6 +312,12 @@ def _fetch_verified(
             result = _dvc.verify_objects(repo, objects)
             if result.ok:
                 return
+            if result.missing:
+                raise _OfflineError(
+                    f"the gallery storage ({_dvc.remote_url(repo) or 'no DVC remote'}) "
+                    f"cannot be read or is incomplete: {len(result.missing)} files did not "
+                    f"arrive (e.g. {result.missing[0].path})"
+                )
             if result.corrupted:
                 log.warning(
                     "damaged files in the local DVC cache, fetching them again: %s",
@@ -360,6 +370,33 @@ def _switch(settings: Settings, clone: Path, head: str | None, target: str) -> N
         from kiosk.recognition.index import forget_images
 
         forget_images(settings.cache_dir / "embeddings", forgotten)
+
+
+def _repair_workspace(settings: Settings, clone: Path) -> int:
+    """Check the gallery files against their DVC checksums; restore damaged ones from the
+    (verified) cache. Returns how many outputs were restored."""
+    head = _git.head(clone)
+    if head is None:
+        return 0
+    removed_here = tracked_people(clone, head) - local_people(clone)
+    targets = [
+        str(clone / name)
+        for name in _git.tracked_files(clone, head, suffix=".dvc")
+        if not (name.startswith(f"{IMAGES_DIR}/") and Path(name).stem in removed_here)
+    ]
+    if not targets:
+        return 0
+    with _dvc.open_repo(clone, settings.gallery.remote) as repo:
+        try:
+            damaged = repo.status(targets=targets)
+        except Exception as exc:
+            raise GallerySyncError(f"DVC could not check the gallery files ({exc}).") from exc
+        if not damaged:
+            return 0
+        log.warning("damaged gallery files, restoring from the cache: %s", sorted(damaged)[:5])
+        with file_lock(clone / ".lock"):
+            _checkout(repo, clone, exclude=removed_here)
+    return len(damaged)
 
 
 def _write_unpublished(settings: Settings, people: list[str]) -> None:
