@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = psub.add_parser("remove", help="remove a person, their images and cached embeddings")
     p.add_argument("person_id", metavar="ID")
 
+    p = sub.add_parser(
+        "live", help="run the live pipeline without a window; print each verification"
+    )
+    p.add_argument("--source", help="camera index, video file or URL (default: camera.source)")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--loop", action="store_true", help="play a video file again when it ends")
+    p.add_argument("--json", action="store_true", help="one JSON object per verification")
+
+    from kiosk.sync import cli as gallery_cli
+
+    gallery_cli.add_parser(sub)
+
     p = sub.add_parser("doctor", help="check versions, device, weights, data dirs")
     p.add_argument("--json", action="store_true")
 
@@ -239,6 +251,36 @@ def cmd_people(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_live(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+    import signal
+    import threading
+
+    from kiosk.session import run_headless
+
+    camera = settings.camera
+    if args.source is not None:
+        camera = dataclasses.replace(camera, source=args.source)
+    if args.loop:
+        camera = dataclasses.replace(camera, loop_files=True)
+    settings = dataclasses.replace(settings, camera=camera)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_headless(
+            settings,
+            seconds=args.seconds,
+            print_line=lambda line: print(line, flush=True),
+            as_json=args.json,
+            stop=stop,
+        )
+    except KeyboardInterrupt:
+        pass  # the session was stopped cleanly in run_headless's finally
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     from kiosk.doctor import run_checks
 
@@ -304,11 +346,19 @@ def _plain(value: object) -> object:
     return value
 
 
+def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
+    from kiosk.sync import cli as gallery_cli
+
+    return gallery_cli.run(args, settings)
+
+
 _COMMANDS = {
     "enroll": cmd_enroll,
     "identify": cmd_identify,
     "people": cmd_people,
+    "live": cmd_live,
     "doctor": cmd_doctor,
     "config": cmd_config,
     "telemetry": cmd_telemetry,
+    "gallery": cmd_gallery,
 }

@@ -132,3 +132,12 @@ def test_decision_distance_is_the_median_of_its_votes() -> None:
     for d in (0.02, 0.08, 0.05):
         votes.add(Vote("ada", "Ada", d))
     assert votes.decision is not None and votes.decision.distance == pytest.approx(0.05)
+
+
+def test_skipped_camera_frames_do_not_end_tracks() -> None:
+    """A slow consumer sees every 5th frame: expiry counts processed frames, not ids."""
+    tracker = Tracker(iou_threshold=0.3, max_missed=2)
+    for n, frame_id in enumerate(range(0, 100, 5)):
+        seen, ended = tracker.update([det(100 + 4 * frame_id, 100)], frame_id, float(n))
+        assert not ended and [t.track_id for t in seen] == [1]
+    assert tracker.total_tracks == 1

@@ -7,7 +7,9 @@ No torch, no Qt: plain numpy/OpenCV, tested on synthetic boxes.
   (last box + velocity), greedily from the best overlap down, so two faces that
   cross keep their ids. On frames in between, :meth:`Tracker.follow` moves each
   track by normalised cross-correlation of its face patch (about 1 ms per face)
-  instead of running the detector. A track unseen for ``max_missed`` frames ends.
+  instead of running the detector. A track not *detected* for ``max_missed``
+  processed frames ends (following alone never keeps it alive); camera frames the
+  consumer skipped do not count, so a slow machine does not split tracks.
 * :class:`IdentityVotes` decides a track's identity from its recent embeddings'
   matches: an identity (a person, or "unknown") is decided when it has
   ``needed`` votes in the last ``window``; a decided identity changes only when
@@ -108,6 +110,7 @@ class Track:
     last_seen: int  # frame id
     detection: Detection | None  # the latest real detection (None once followed)
     detected_at: int  # frame id of that detection
+    detected_tick: int = 0  # the tracker's update count at that detection
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.float32))
     hits: int = 1
     template: np.ndarray | None = None
@@ -135,6 +138,9 @@ class Tracker:
         self.tracks: dict[int, Track] = {}
         self._ids = itertools.count(1)
         self.total_tracks = 0
+        # Frames the tracker has been given (update or follow). Expiry counts these, not
+        # frame ids: a slow consumer skips camera frames, and that must not end tracks.
+        self.tick = 0
 
     def update(
         self,
@@ -144,6 +150,7 @@ class Tracker:
         image: np.ndarray | None = None,
     ) -> tuple[list[Track], list[Track]]:
         """Match this frame's detections; returns (tracks seen now, tracks that ended)."""
+        self.tick += 1
         tracks = list(self.tracks.values())
         pairs = sorted(
             (
@@ -177,12 +184,13 @@ class Tracker:
                     last_seen=frame_id,
                     detection=det,
                     detected_at=frame_id,
+                    detected_tick=self.tick,
                 )
                 track.template = _template(image, det.box) if image is not None else None
                 self.tracks[track.track_id] = track
                 self.total_tracks += 1
                 seen.append(track)
-        return seen, self._expire(frame_id)
+        return seen, self._expire()
 
     def observe(self, track: Track, detection: Detection, frame_id: int, image: np.ndarray) -> None:
         """A track re-found by other means (a region re-detection) on this frame."""
@@ -198,6 +206,7 @@ class Tracker:
         track.confidence = det.probability
         track.detection = det
         track.detected_at = frame_id
+        track.detected_tick = self.tick
         track.last_seen = frame_id
         track.hits += 1
         if image is not None:
@@ -205,6 +214,7 @@ class Tracker:
 
     def follow(self, image: np.ndarray, frame_id: int) -> tuple[list[Track], list[Track]]:
         """Move every track to where its face patch best matches; no detector run."""
+        self.tick += 1
         seen = []
         for track in self.tracks.values():
             if track.template is None:
@@ -218,11 +228,11 @@ class Tracker:
             track.box = box
             track.last_seen = frame_id
             seen.append(track)
-        return seen, self._expire(frame_id)
+        return seen, self._expire()
 
-    def _expire(self, frame_id: int) -> list[Track]:
+    def _expire(self) -> list[Track]:
         # Following alone never keeps a track alive: it must be re-detected in time.
-        ended = [t for t in self.tracks.values() if frame_id - t.detected_at > self.max_missed]
+        ended = [t for t in self.tracks.values() if self.tick - t.detected_tick > self.max_missed]
         for t in ended:
             del self.tracks[t.track_id]
         return ended

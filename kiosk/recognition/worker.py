@@ -40,9 +40,11 @@ import numpy as np
 
 from kiosk.camera.frames import Frame, LatestFrameBuffer
 from kiosk.errors import KioskError
+from kiosk.imaging import load_image
 from kiosk.recognition.embedder import FaceEmbedder
 from kiosk.recognition.tracking import IdentityVotes, Track, Tracker, Vote, iou
 from kiosk.recognition.types import Detection, PipelineStats, VerificationEvent
+from kiosk.resources import resource
 from kiosk.settings import Settings
 
 if TYPE_CHECKING:
@@ -124,6 +126,29 @@ class FrameProcessor:
             return min(configured, frame_width)
         min_face = self.settings.recognition.min_face_px
         return min(frame_width, max(64, round(frame_width * MIN_DETECTION_PX / (0.8 * min_face))))
+
+    def warm_up(self) -> None:
+        """Run both networks once on the bundled test face.
+
+        The first inference of each network pays for memory allocation and kernel
+        selection (seconds on some CPUs); paying it here keeps the first person at
+        the door from waiting for it.
+        """
+        try:
+            limits = self.settings.images
+            image = load_image(
+                resource("selftest_face.jpg"),
+                max_pixels=limits.max_pixels,
+                max_bytes=limits.max_bytes,
+            )
+        except (OSError, KioskError) as exc:
+            log.warning("no warm-up image: %s", exc)
+            return
+        detections = self.recognizer.detector.detect(image)
+        if detections:
+            self.recognizer.detector.detect_regions(image, [detections[0].box])
+            if self.embedder is not None:
+                self.embedder.embed(self.recognizer.align(image, detections[:1]))
 
     def reset(self) -> None:
         """Forget every track (e.g. when the source changes)."""
@@ -363,6 +388,16 @@ class RecognitionWorker:
         self._thread = None
         return True
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for a stopped worker's thread to end (a model load cannot be interrupted)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+            self._thread = None
+        return True
+
     def request_reload(self) -> None:
         """Reload the gallery on the worker thread before the next frame (thread-safe)."""
         self._reload.set()
@@ -401,6 +436,8 @@ class RecognitionWorker:
         source = self._recognizer_source
         try:
             recognizer = source if not callable(source) else source()
+            processor = FrameProcessor(recognizer, self.settings)
+            processor.warm_up()
         except KioskError as exc:
             self._report(str(exc))
             return False
@@ -408,9 +445,14 @@ class RecognitionWorker:
             log.exception("loading the recognizer failed")
             self._report(f"recognition could not start: {exc}")
             return False
-        self.processor = FrameProcessor(recognizer, self.settings)
+        self.processor = processor
+        if self._stop.is_set():
+            return False  # stopped while loading: nobody is waiting for it any more
         if self.on_ready is not None:
-            self.on_ready(recognizer)
+            try:
+                self.on_ready(recognizer)
+            except Exception:
+                log.exception("recognition ready listener failed")
         return True
 
     def _run(self) -> None:
