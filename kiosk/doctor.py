@@ -83,7 +83,15 @@ def run_checks(settings: Settings) -> Iterator[Check]:
             )
         )
     yield _telemetry_check(settings)
+    yield _gallery_registry_check(settings)
     yield from _model_checks(settings)
+
+
+def _gallery_registry_check(settings: Settings) -> Check:
+    from kiosk.sync.status import doctor_summary
+
+    status, detail, fix = doctor_summary(settings)
+    return Check(status, "gallery registry", detail, fix)
 
 
 def _telemetry_check(settings: Settings) -> Check:

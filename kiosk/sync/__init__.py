@@ -12,10 +12,39 @@ Public API::
     current_gallery_version(settings)         short version for telemetry and attendance
 """
 
-from kiosk.sync.publish import PendingChanges, PublishResult, pending_changes, publish
-from kiosk.sync.registry import current_gallery_version, init_registry, registry_configured
-from kiosk.sync.status import RegistryStatus, gallery_status
-from kiosk.sync.sync import GallerySync, SyncStatus, sync_gallery
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kiosk.sync.publishing import PendingChanges, PublishResult, pending_changes, publish
+    from kiosk.sync.registry import current_gallery_version, init_registry, registry_configured
+    from kiosk.sync.status import RegistryStatus, gallery_status
+    from kiosk.sync.sync import GallerySync, SyncStatus, sync_gallery
+
+# Imported on first use (PEP 562), so `kiosk --help` does not pay for OpenCV and YAML.
+_WHERE = {
+    "PendingChanges": "publishing",
+    "PublishResult": "publishing",
+    "pending_changes": "publishing",
+    "publish": "publishing",
+    "current_gallery_version": "registry",
+    "init_registry": "registry",
+    "registry_configured": "registry",
+    "RegistryStatus": "status",
+    "gallery_status": "status",
+    "GallerySync": "sync",
+    "SyncStatus": "sync",
+    "sync_gallery": "sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"kiosk.sync.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'kiosk.sync' has no attribute {name!r}")
+
 
 __all__ = [
     "GallerySync",

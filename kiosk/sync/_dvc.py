@@ -32,11 +32,31 @@ OVERRIDE_REMOTE = "kiosk-override"
 _CONFIG: dict[str, Any] = {"core": {"analytics": False, "autostage": False}}
 
 
+def quiet_dvc_console() -> None:
+    """Take DVC's own console handlers off its loggers (importing ``dvc`` installs them).
+
+    DVC is a command-line tool first: it prints hints like "To track the changes
+    with git, run: ..." on stdout, which would corrupt ``kiosk ... --json`` output.
+    Its records still reach the kiosk's log file through the root logger.
+    """
+    import dvc.logger
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] not in ("dvc", "dvc_data", "dvc_objects"):
+            continue
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler, dvc.logger.LoggerHandler):
+                logger.removeHandler(handler)
+        logger.propagate = True
+
+
 @contextlib.contextmanager
 def open_repo(path: Path, remote_url: str = "") -> Iterator[Repo]:
     """A DVC repo at ``path`` (a git clone with ``.dvc/``), closed on exit."""
     from dvc.repo import Repo
 
+    quiet_dvc_console()
     kwargs: dict[str, Any] = {}
     if remote_url:
         kwargs = {"remote": OVERRIDE_REMOTE, "remote_config": {"url": remote_url}}

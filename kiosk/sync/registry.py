@@ -109,6 +109,7 @@ def init_registry(path: Path, remote: str = "", *, identity: str = "admin") -> s
             _git.git(work, "init", "-q", "-b", "main")
             from dvc.repo import Repo
 
+            _dvc.quiet_dvc_console()
             Repo.init(str(work)).close()
             with _dvc.open_repo(work) as repo, repo.config.edit() as conf:
                 conf["core"]["analytics"] = False

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kiosk.settings import Settings
 from kiosk.sync import _git
-from kiosk.sync.publish import PendingChanges, pending_changes
+from kiosk.sync.publishing import PendingChanges, pending_changes
 from kiosk.sync.registry import is_clone, read_state, registry_configured
+
+CheckStatus = Literal["ok", "warn", "info"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +102,35 @@ def gallery_status(
         reachable,
         detail,
     )
+
+
+def doctor_summary(settings: Settings) -> tuple[CheckStatus, str, str]:
+    """(status, detail, fix) for ``kiosk doctor``: configured? reachable? version? unpublished?
+
+    Fast: one ``git ls-remote`` with a 3 s limit, no DVC import.
+    """
+    status = gallery_status(settings, timeout=3.0)
+    if not status.configured:
+        return (
+            "info",
+            f"none configured: local-only gallery at {settings.gallery.dir}",
+            "",
+        )
+    version = status.version or "none yet"
+    detail = (
+        f"{status.repo} ({status.rev}); version {version}"
+        + (f" from {status.date}" if status.date else "")
+        + f"; unpublished: {status.pending.describe()}; {status.reach_detail}"
+    )
+    if status.reachable is False:
+        return (
+            "warn",
+            detail,
+            "the kiosk runs on its last synced version; check the network or the share, "
+            "then `kiosk gallery sync`",
+        )
+    if not status.cloned:
+        return ("warn", detail, "run `kiosk gallery sync` (or start the kiosk) to clone it")
+    if not status.pending.empty:
+        return ("warn", detail, "run `kiosk gallery publish` to share these changes")
+    return ("ok", detail, "")

@@ -259,7 +259,7 @@ def _update(
     write_state(settings, SyncState(new, date, now_iso()))
     queued = _queued_commits(clone, target)
     if queued and push:
-        from kiosk.sync.publish import push_queued
+        from kiosk.sync.publishing import push_queued
 
         message += "; " + push_queued(settings, stop)
     return SyncStatus("synced", new[:8], date, message, 1.0, changed=changed)
