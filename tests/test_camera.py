@@ -115,7 +115,13 @@ def test_describe_source_kinds_and_hides_passwords() -> None:
 
 def test_missing_corrupt_and_absent_sources_raise_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(CameraError, match="does not exist"):
-        open_source(str(tmp_path / "nope.mp4"), FAST).open()
+        open_source(str(tmp_path / "nope.mp4"), FAST)
+    moved = tmp_path / "moved.mp4"
+    moved.write_bytes(b"x")
+    source = open_source(str(moved), FAST)
+    moved.unlink()  # gone by the time the camera (re)opens it
+    with pytest.raises(CameraError, match="does not exist"):
+        source.open()
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all" * 100)
     with pytest.raises(CameraError, match="cannot be decoded"):

@@ -70,6 +70,9 @@ def open_source(spec: str, camera: CameraSection) -> FrameSource:
     kind, _ = describe_source(spec)
     if not spec.strip():
         raise CameraError("no camera source is set: set camera.source to 0, a file or a URL.")
+    if kind == "file" and not Path(spec.strip()).expanduser().is_file():
+        # Not a passing outage: a wrong path is reported now, not retried forever.
+        raise CameraError(f"video file {spec.strip()} does not exist; check camera.source.")
     return OpenCVSource(spec.strip(), kind, camera)
 
 
