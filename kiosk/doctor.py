@@ -82,9 +82,25 @@ def run_checks(settings: Settings) -> Iterator[Check]:
                 f"make it writable, or set {variable} to another folder",
             )
         )
+    yield _camera_check(settings)
     yield _telemetry_check(settings)
     yield _gallery_registry_check(settings)
     yield from _model_checks(settings)
+
+
+def _camera_check(settings: Settings) -> Check:
+    from kiosk.camera.source import probe_source
+
+    ok, detail = probe_source(settings.camera.source, settings.camera)
+    if ok:
+        return Check("ok", "camera", detail)
+    return Check(
+        "fail",
+        "camera",
+        detail,
+        "connect the camera or set camera.source (KIOSK_CAMERA_SOURCE) to another index, "
+        "a video file or a stream URL",
+    )
 
 
 def _gallery_registry_check(settings: Settings) -> Check:

@@ -122,10 +122,18 @@ def test_identify_without_weights_says_how_to_fix_it(
     assert "KIOSK_RECOGNITION_WEIGHTS_PATH" in err
 
 
-def test_doctor_reports_weights_and_detection_only_mode(kiosk_env, capsys, monkeypatch) -> None:
+def test_doctor_reports_weights_and_detection_only_mode(
+    kiosk_env, capsys, monkeypatch, tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    from tests.video import write_video
+
+    video = write_video(tmp_path / "door.avi", [astronaut[:240, :320]] * 3, 12.0)
+    monkeypatch.setenv("KIOSK_CAMERA_SOURCE", str(video))
     code, out, _ = run(capsys, "doctor", "--json")
     assert code == 0
     checks = {c["title"]: c for c in json.loads(out)}
+    assert checks["camera"]["status"] == "ok"
+    assert checks["camera"]["detail"] == f"{video}: 320x240 at 12 fps"
     assert checks["MTCNN self-test"]["status"] == "ok"
     assert checks["FaceNet weights"]["status"] == "ok"
     assert kiosk_env["KIOSK_RECOGNITION_WEIGHTS_PATH"] in checks["FaceNet weights"]["detail"]
@@ -137,6 +145,15 @@ def test_doctor_reports_weights_and_detection_only_mode(kiosk_env, capsys, monke
     assert code == 0  # degraded, not broken
     assert "WARN  FaceNet weights: not found: the kiosk runs in detection-only mode" in out
     assert "facenet-pytorch cache" in out
+
+
+def test_doctor_fails_when_the_camera_cannot_be_opened(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KIOSK_PATHS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KIOSK_CAMERA_SOURCE", "97")
+    code, out, _ = run(capsys, "doctor")
+    assert code == 1
+    assert "FAIL  camera: camera 97 cannot be opened" in out
+    assert "KIOSK_CAMERA_SOURCE" in out
 
 
 def test_doctor_fails_on_an_unwritable_data_dir(capsys, tmp_path: Path, monkeypatch) -> None:

@@ -268,3 +268,29 @@ class ArraySource:
 
     def close(self) -> None:
         self._open = False
+
+
+def probe_source(spec: str, camera: CameraSection) -> tuple[bool, str]:
+    """Open the source and read one frame: (ok, what happened), for ``kiosk doctor``.
+
+    Waits at most about ``camera.lost_after_s`` for a stream; never raises.
+    """
+    try:
+        source = open_source(spec, camera)
+        source.open()
+    except CameraError as exc:
+        return False, str(exc)
+    try:
+        deadline = time.monotonic() + camera.lost_after_s
+        while time.monotonic() < deadline:
+            frame = source.read()
+            if frame is not None:
+                h, w = frame.shape[:2]
+                rate = f" at {source.fps:g} fps" if source.fps else ""
+                return True, f"{source.description}: {w}x{h}{rate}"
+            if source.ended:
+                break
+            time.sleep(0.05)
+        return False, f"{source.description} opened but delivered no frame"
+    finally:
+        source.close()
