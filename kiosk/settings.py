@@ -38,6 +38,9 @@ CONFIG_ENV = "KIOSK_CONFIG"
 Device = Literal["auto", "cpu", "cuda"]
 DuplicatePolicy = Literal["warn", "refuse"]
 SpoolFullPolicy = Literal["drop_oldest", "drop_newest"]
+#: A match threshold, or "auto": the gallery pipeline's recommendation (kiosk.sync).
+Threshold = float | Literal["auto"]
+DEFAULT_THRESHOLD = 0.90
 
 
 def setting(
@@ -82,10 +85,11 @@ class RecognitionSection:
     use_tta_flip: bool = setting(
         True, "Average the embeddings of the face and its mirror image (test-time augmentation)."
     )
-    threshold: float = setting(
-        0.90,
+    threshold: Threshold = setting(
+        DEFAULT_THRESHOLD,
         "Match threshold: L2 distance between unit-norm FaceNet embeddings (0 = identical, "
-        "2 = opposite). A face is a match when its distance to a person is at or below it.",
+        "2 = opposite). A face is a match when its distance to a person is at or below it. "
+        "'auto' = the threshold the gallery pipeline recommended for the gallery version in use.",
         gt=0.0,
         le=2.0,
     )
@@ -409,6 +413,10 @@ def _coerce(f: dataclasses.Field[Any], raw: Any, key: str, where: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{key} = {raw!r} (from {where}): expected {expected}.")
 
+    if typ == Threshold:  # a number, or "auto"
+        if isinstance(raw, str) and raw.strip() == "auto":
+            return "auto"
+        typ = float
     choices = get_args(typ)
     if choices:  # a Literal
         if raw not in choices:

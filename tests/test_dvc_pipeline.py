@@ -111,3 +111,56 @@ def test_repro_builds_embeddings_metrics_plots_and_mlflow_runs(
     )
     assert "vggface2" not in (version.description or "")
     assert version.tags["fingerprint"] == embed["model_fingerprint"]
+
+
+@pytest.mark.slow
+def test_kiosks_use_the_pipeline_embeddings_and_its_recommended_threshold(
+    pipeline_env, fleet: Fleet, make_recognizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvc.repo import Repo
+
+    from tests.helpers import with_recognition
+
+    admin, clone = pipeline_env
+    monkeypatch.chdir(clone)
+    with Repo(str(clone)) as repo:
+        repo.reproduce()
+    monkeypatch.chdir(ROOT)
+    result = publish(admin, author="pipeline")
+    assert result.published, result.message
+    assert result.changes.pipeline
+    recommended = json.loads((clone / "metrics.json").read_text())["recommended_threshold"]
+
+    kiosk = with_recognition(fleet.kiosk("south"), threshold="auto")
+    assert sync_gallery(kiosk).state == "synced"
+    assert (kiosk.gallery.dir / "embeddings" / "embeddings.npz").is_file()
+    rec = make_recognizer(kiosk, reload=False)
+
+    def no_embedding(_faces: object) -> np.ndarray:
+        raise AssertionError("the kiosk recomputed embeddings the pipeline had made")
+
+    monkeypatch.setattr(rec.embedder, "embed", no_embedding)
+    rec.reload_gallery()
+    monkeypatch.undo()
+    assert rec.index.size == 6
+    assert rec.index.threshold == pytest.approx(recommended)
+    [face] = rec.identify(ASTRONAUT[0])
+    assert face.match is not None and face.match.name == "Ada"
+
+
+def test_threshold_auto_without_a_recommendation_falls_back(settings, caplog) -> None:
+    from kiosk.recognition.recognizer import effective_threshold
+    from kiosk.settings import DEFAULT_THRESHOLD, load_settings
+    from tests.helpers import with_recognition
+
+    assert effective_threshold(with_recognition(settings, threshold=0.5)) == 0.5
+    auto = with_recognition(settings, threshold="auto")
+    assert effective_threshold(auto) == DEFAULT_THRESHOLD
+    assert "no recommended threshold" in caplog.text
+    (auto.gallery.dir).mkdir(parents=True, exist_ok=True)
+    (auto.gallery.dir / "metrics.json").write_text('{"recommended_threshold": 0.42}')
+    assert effective_threshold(auto) == 0.42
+    loaded = load_settings({"KIOSK_RECOGNITION_THRESHOLD": "auto"}, Path("/nonexistent"))
+    assert loaded.recognition.threshold == "auto"
+    loaded = load_settings({"KIOSK_RECOGNITION_THRESHOLD": "0.7"}, Path("/nonexistent"))
+    assert loaded.recognition.threshold == 0.7

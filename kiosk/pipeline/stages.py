@@ -290,16 +290,3 @@ def evaluate(params: PipelineParams) -> dict[str, Any]:
         for file in (ROC_FILE, DISTANCES_FILE, METRICS_FILE):
             mlflow.log_artifact(str(params.root / file))
     return metrics
-
-
-def read_recommended_threshold(gallery_dir: Path) -> float | None:
-    """The threshold the pipeline recommended for this gallery version, if any."""
-    try:
-        value = json.loads((gallery_dir / METRICS_FILE).read_text(encoding="utf-8"))[
-            "recommended_threshold"
-        ]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if isinstance(value, int | float) and 0.0 < float(value) <= 2.0:
-        return float(value)
-    return None

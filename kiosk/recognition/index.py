@@ -76,6 +76,33 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._vectors)
 
+    def seed_from(self, path: Path) -> int:
+        """Add the vectors of a pipeline-built embeddings file (a registry's
+        ``embeddings/embeddings.npz``) for images not cached yet, if it was built with this
+        cache's configuration key; returns how many were added. Kiosks of a fleet thus
+        never recompute a large gallery."""
+        if not path.is_file():
+            return 0
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["config_key"]) != self.path.stem:
+                    log.info("%s was built with another model or settings; not used", path)
+                    return 0
+                hashes, vectors = data["hashes"], data["vectors"].astype(np.float32)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable embeddings file %s (%s)", path, exc)
+            return 0
+        if vectors.shape != (len(hashes), EMBEDDING_DIM):
+            log.warning("ignoring embeddings file %s: shape %s", path, vectors.shape)
+            return 0
+        added = 0
+        for h, v in zip(hashes.tolist(), vectors, strict=True):
+            if h not in self._vectors:
+                self._vectors[h] = v
+                added += 1
+        self._dirty = self._dirty or added > 0
+        return added
+
     def get(self, image_hash: str) -> np.ndarray | None:
         return self._vectors.get(image_hash)
 

@@ -9,6 +9,7 @@ found and boxed, nobody is recognised, and ``model_error`` says how to fix it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,9 +46,43 @@ from kiosk.recognition.index import (
 )
 from kiosk.recognition.types import Detection, FaceResult
 from kiosk.recognition.weights import LoadedFaceNet, load_facenet
-from kiosk.settings import Settings
+from kiosk.settings import DEFAULT_THRESHOLD, Settings
 
 log = logging.getLogger(__name__)
+
+
+#: What the gallery pipeline (dvc.yaml in a registry) leaves in the gallery dir.
+PIPELINE_EMBEDDINGS = Path("embeddings") / "embeddings.npz"
+PIPELINE_METRICS = "metrics.json"
+
+
+def recommended_threshold(gallery_dir: Path) -> float | None:
+    """The threshold the gallery pipeline recommended for this gallery version, if any."""
+    try:
+        data = json.loads((gallery_dir / PIPELINE_METRICS).read_text(encoding="utf-8"))
+        value = data["recommended_threshold"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if isinstance(value, int | float) and 0.0 < float(value) <= 2.0:
+        return float(value)
+    return None
+
+
+def effective_threshold(settings: Settings) -> float:
+    """``recognition.threshold``; with ``"auto"``, the pipeline's recommendation for the
+    gallery version in use, else the default (with a warning)."""
+    value = settings.recognition.threshold
+    if value != "auto":
+        return float(value)
+    recommended = recommended_threshold(settings.gallery.dir)
+    if recommended is None:
+        log.warning(
+            "recognition.threshold is 'auto' but the gallery has no recommended threshold "
+            "(run `dvc repro` in the registry); using %.2f",
+            DEFAULT_THRESHOLD,
+        )
+        return DEFAULT_THRESHOLD
+    return recommended
 
 
 @dataclass
@@ -93,7 +128,7 @@ class Recognizer:
                 detection_width=rec.detection_width,
             )
             self.cache = EmbeddingCache(settings.cache_dir / "embeddings", key)
-        self.index = TemplateIndex([], rec.threshold)
+        self.index = TemplateIndex([], effective_threshold(settings))
         self.people: dict[str, Person] = {}
 
     @classmethod
@@ -164,8 +199,11 @@ class Recognizer:
         people = self.store.list_people()
         self.people = {p.id: p for p in people}
         if self.embedder is None or self.cache is None:
-            self.index = TemplateIndex([], self.settings.recognition.threshold)
+            self.index = TemplateIndex([], effective_threshold(self.settings))
             return
+        seeded = self.cache.seed_from(self.store.root / PIPELINE_EMBEDDINGS)
+        if seeded:
+            log.info("%d embeddings taken from the gallery pipeline's file", seeded)
         entries: list[tuple[str, str, np.ndarray]] = []
         missing: list[tuple[Person, str, np.ndarray, Detection]] = []
         for person in people:
@@ -188,7 +226,7 @@ class Recognizer:
             self.cache.save(keep={i.sha256 for p in people for i in p.images})
         except KioskError as exc:  # a cache we cannot write only costs time
             log.warning("embedding cache not saved: %s", exc)
-        self.index = TemplateIndex(entries, self.settings.recognition.threshold)
+        self.index = TemplateIndex(entries, effective_threshold(self.settings))
 
     def _stored_face(self, person: Person, file: str) -> tuple[np.ndarray, Detection] | None:
         path = self.store.images_dir / person.id / file
@@ -301,7 +339,7 @@ class Recognizer:
             return []
         dist = np.sqrt(np.clip(2.0 - 2.0 * vectors @ vectors.T, 0.0, None))
         median = np.nanmedian(np.where(np.eye(len(vectors), dtype=bool), np.nan, dist), axis=1)
-        limit = self.settings.recognition.threshold
+        limit = self.index.threshold
         return [
             f"{label} looks unlike the other images (median distance {d:.3f} > {limit}); "
             "check it shows the same person"

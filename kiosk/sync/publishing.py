@@ -44,10 +44,11 @@ class PendingChanges:
     removed: list[str] = field(default_factory=list)  # person ids removed here
     weights: list[str] = field(default_factory=list)  # new weights files
     queued_commits: int = 0  # committed here, waiting for the registry to be reachable
+    pipeline: list[str] = field(default_factory=list)  # changed outputs of `dvc repro`
 
     @property
     def uncommitted(self) -> bool:
-        return bool(self.added or self.removed or self.weights)
+        return bool(self.added or self.removed or self.weights or self.pipeline)
 
     @property
     def empty(self) -> bool:
@@ -61,6 +62,8 @@ class PendingChanges:
             parts.append(f"{len(self.removed)} removed")
         if self.weights:
             parts.append(f"{len(self.weights)} weights files")
+        if self.pipeline:
+            parts.append("new pipeline results")
         if self.queued_commits:
             parts.append(f"{self.queued_commits} commits waiting to be pushed")
         return ", ".join(parts) or "nothing"
@@ -96,7 +99,27 @@ def pending_changes(settings: Settings) -> PendingChanges:
         queued = int(_git.git(clone, "rev-list", "--count", f"{upstream}..HEAD") or 0)
     except _git.GitError:
         queued = int(_git.git(clone, "rev-list", "--count", "HEAD") or 0) if head else 0
-    return PendingChanges(sorted(on_disk - tracked), sorted(tracked - on_disk), weights, queued)
+    pipeline = _pipeline_changes(clone)
+    return PendingChanges(
+        sorted(on_disk - tracked), sorted(tracked - on_disk), weights, queued, pipeline
+    )
+
+
+#: What `dvc repro` writes that git tracks (the data itself is in dvc.lock's outputs).
+PIPELINE_FILES = (
+    ".gitignore",
+    "dvc.lock",
+    "dvc.yaml",
+    "params.yaml",
+    "metrics.json",
+    "plots",
+    "reports",
+)
+
+
+def _pipeline_changes(clone: Path) -> list[str]:
+    out = _git.git(clone, "status", "--porcelain", "--untracked-files=all", "--", *PIPELINE_FILES)
+    return sorted(line[3:] for line in out.splitlines() if line.strip())
 
 
 def _person_name(clone: Path, person_id: str) -> str:
@@ -111,6 +134,8 @@ def commit_message(settings: Settings, changes: PendingChanges, names: dict[str,
     what = [f"enrol {names.get(p, p)} ({p})" for p in changes.added]
     what += [f"remove {names.get(p, p)} ({p})" for p in changes.removed]
     what += [f"add weights {w}" for w in changes.weights]
+    if changes.pipeline:
+        what.append("update the gallery pipeline's results (dvc repro)")
     head = f"{kiosk_identity(settings)}: " + "; ".join(what)
     if len(head) > 200:
         head = (
@@ -166,7 +191,8 @@ def _commit(settings: Settings, clone: Path, changes: PendingChanges, author: st
             "Run `kiosk doctor` and check the gallery folder is writable."
         ) from exc
     try:
-        _git.git(clone, "add", "-A", "--", IMAGES_DIR, WEIGHTS_DIR)
+        paths = [IMAGES_DIR, WEIGHTS_DIR, *(p for p in PIPELINE_FILES if (clone / p).exists())]
+        _git.git(clone, "add", "-A", "--", *paths)
         _git.git(clone, "commit", "-q", "-m", message, identity=kiosk_identity(settings))
     except _git.GitError as exc:
         raise GallerySyncError(f"git could not commit the gallery changes ({exc}).") from exc

@@ -110,6 +110,17 @@ def doctor_summary(settings: Settings) -> tuple[CheckStatus, str, str]:
     Fast: one ``git ls-remote`` with a 3 s limit, no DVC import.
     """
     status = gallery_status(settings, timeout=3.0)
+    if settings.recognition.threshold == "auto":
+        from kiosk.recognition.recognizer import recommended_threshold
+
+        if recommended_threshold(settings.gallery.dir) is None:
+            return (
+                "warn",
+                "recognition.threshold is 'auto' but this gallery version has no recommended "
+                "threshold, so the default 0.90 is used",
+                "run `dvc repro` in a clone of the registry and `kiosk gallery publish` its "
+                "results, or set recognition.threshold to a number",
+            )
     if not status.configured:
         return (
             "info",
