@@ -139,13 +139,23 @@ def test_kiosks_use_the_pipeline_embeddings_and_its_recommended_threshold(
     def no_embedding(_faces: object) -> np.ndarray:
         raise AssertionError("the kiosk recomputed embeddings the pipeline had made")
 
-    monkeypatch.setattr(rec.embedder, "embed", no_embedding)
-    rec.reload_gallery()
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(rec.embedder, "embed", no_embedding)
+        rec.reload_gallery()
     assert rec.index.size == 6
     assert rec.index.threshold == pytest.approx(recommended)
     [face] = rec.identify(ASTRONAUT[0])
     assert face.match is not None and face.match.name == "Ada"
+
+    # `dvc exp run -S evaluate.target_far=0.2`: only evaluate runs again, with the new value.
+    monkeypatch.chdir(clone)
+    with Repo(str(clone)) as repo:
+        results = repo.experiments.run(params=["params.yaml:evaluate.target_far=0.2"])
+        assert results
+        shown = repo.metrics.show()
+    metrics = json.loads((clone / "metrics.json").read_text())
+    assert metrics["target_far"] == 0.2
+    assert shown
 
 
 def test_threshold_auto_without_a_recommendation_falls_back(settings, caplog) -> None:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: libyaml's loader when PyYAML has it (10x faster on a thousand .dvc files).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 #: The name the kiosk gives ``gallery.remote`` when it overrides the registry's default remote.
 OVERRIDE_REMOTE = "kiosk-override"
 _CONFIG: dict[str, Any] = {"core": {"analytics": False, "autostage": False}}
@@ -87,10 +90,9 @@ def objects_of_rev(clone: Path, rev: str) -> list[TrackedObject]:
     """The cached outputs named by the ``.dvc`` files and ``dvc.lock`` of commit ``rev``."""
     objects: list[TrackedObject] = []
     files = _git.tracked_files(clone, rev)
-    for name in files:
-        if not name.endswith(".dvc"):
-            continue
-        data = yaml.safe_load(_git.show(clone, rev, name)) or {}
+    texts = _git.show_many(clone, rev, [n for n in files if n.endswith(".dvc")])
+    for name, text in texts.items():
+        data = yaml.load(text, Loader=_LOADER) or {}
         base = str(Path(name).parent)
         for out in data.get("outs", []):
             if out.get("md5") and out.get("cache", True):
@@ -186,3 +188,31 @@ def drop_from_cache(repo: Repo, objects: Iterable[TrackedObject]) -> None:
             path.chmod(0o644)
             path.unlink()
             log.warning("removed damaged cache file %s (for %s)", path, obj.path)
+
+
+def workspace_damage(repo: Repo, clone: Path, objects: Iterable[TrackedObject]) -> list[str]:
+    """Outputs whose files in the working tree differ from their checksums (or are gone).
+
+    Our own check rather than ``repo.status()``: it hashes the (small) gallery files
+    directly instead of building DVC's index of every stage, which takes seconds for a
+    thousand people.
+    """
+    odb = repo.cache.local
+    damaged = []
+    for obj in objects:
+        target = clone / obj.path
+        if not obj.md5.endswith(".dir"):
+            if not target.is_file() or _md5_file(target) != obj.md5:
+                damaged.append(obj.path)
+            continue
+        try:
+            entries = json.loads(Path(odb.oid_to_path(obj.md5)).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            damaged.append(obj.path)
+            continue
+        for entry in entries:
+            file = target / entry["relpath"]
+            if not file.is_file() or _md5_file(file) != entry["md5"]:
+                damaged.append(obj.path)
+                break
+    return damaged

@@ -121,6 +121,35 @@ def show(path: Path, rev: str, file: str) -> str:
     return git(path, "show", f"{rev}:{file}")
 
 
+def show_many(path: Path, rev: str, files: Sequence[str]) -> dict[str, str]:
+    """The text of many files of commit ``rev`` in one ``git cat-file --batch`` call."""
+    if not files:
+        return {}
+    request = "".join(f"{rev}:{name}\n" for name in files).encode()
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=path,
+        input=request,
+        capture_output=True,
+        env={**os.environ, **_QUIET_ENV},
+        timeout=GIT_TIMEOUT_S,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitError(["cat-file", "--batch"], proc.returncode, proc.stderr.decode("replace"))
+    out, pos, texts = proc.stdout, 0, {}
+    for name in files:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) < 3 or header[1] == b"missing":
+            raise GitError(["cat-file", name], 1, f"{rev}:{name} is missing")
+        size = int(header[2])
+        texts[name] = out[pos : pos + size].decode("utf-8")
+        pos += size + 1
+    return texts
+
+
 def is_ancestor(path: Path, older: str, newer: str) -> bool:
     try:
         git(path, "merge-base", "--is-ancestor", older, newer)

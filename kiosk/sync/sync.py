@@ -297,9 +297,19 @@ def _fetch_verified(
     """Download everything commit ``rev`` names into the DVC cache, and prove it is intact."""
     objects = _dvc.objects_of_rev(clone, rev)
     with _dvc.open_repo(clone, settings.gallery.remote) as repo:
+        progress("verifying checksums", 0.15)
+        result = _dvc.verify_objects(repo, objects)
         for attempt in range(2):
+            if result.ok:
+                return  # everything is here already: no download at all
             if stop.is_set():
                 raise _OfflineError("stopped: the kiosk is shutting down")
+            if result.corrupted:
+                log.warning(
+                    "damaged files in the local DVC cache, fetching them again: %s",
+                    ", ".join(o.path for o in result.corrupted[:5]),
+                )
+                _dvc.drop_from_cache(repo, result.corrupted)
             progress("downloading gallery data", 0.2 + 0.3 * attempt)
             try:
                 repo.fetch(revs=[rev], workspace=False)
@@ -310,20 +320,14 @@ def _fetch_verified(
                 ) from exc
             progress("verifying checksums", 0.5 + 0.3 * attempt)
             result = _dvc.verify_objects(repo, objects)
-            if result.ok:
-                return
-            if result.missing:
+            if result.missing and not result.corrupted:
                 raise _OfflineError(
                     f"the gallery storage ({_dvc.remote_url(repo) or 'no DVC remote'}) "
                     f"cannot be read or is incomplete: {len(result.missing)} files did not "
                     f"arrive (e.g. {result.missing[0].path})"
                 )
-            if result.corrupted:
-                log.warning(
-                    "damaged files in the local DVC cache, fetching them again: %s",
-                    ", ".join(o.path for o in result.corrupted[:5]),
-                )
-                _dvc.drop_from_cache(repo, result.corrupted)
+        if result.ok:
+            return
         bad = result.missing + result.corrupted
         raise GallerySyncError(
             f"{len(bad)} gallery files still fail their checksum after downloading them "
@@ -379,18 +383,13 @@ def _repair_workspace(settings: Settings, clone: Path) -> int:
     if head is None:
         return 0
     removed_here = tracked_people(clone, head) - local_people(clone)
-    targets = [
-        str(clone / name)
-        for name in _git.tracked_files(clone, head, suffix=".dvc")
-        if not (name.startswith(f"{IMAGES_DIR}/") and Path(name).stem in removed_here)
+    objects = [
+        o
+        for o in _dvc.objects_of_rev(clone, head)
+        if not (o.path.startswith(f"{IMAGES_DIR}/") and Path(o.path).name in removed_here)
     ]
-    if not targets:
-        return 0
     with _dvc.open_repo(clone, settings.gallery.remote) as repo:
-        try:
-            damaged = repo.status(targets=targets)
-        except Exception as exc:
-            raise GallerySyncError(f"DVC could not check the gallery files ({exc}).") from exc
+        damaged = _dvc.workspace_damage(repo, clone, objects)
         if not damaged:
             return 0
         log.warning("damaged gallery files, restoring from the cache: %s", sorted(damaged)[:5])
@@ -428,17 +427,21 @@ def _checkout(repo: object, clone: Path, exclude: set[str]) -> None:
     from dvc.repo import Repo
 
     assert isinstance(repo, Repo)
-    targets = [
-        str(clone / name)
-        for name in _git.tracked_files(clone, "HEAD", suffix=".dvc")
-        if not (name.startswith(f"{IMAGES_DIR}/") and Path(name).stem in exclude)
-    ]
-    if (clone / "dvc.lock").is_file():
-        targets.append(str(clone / "dvc.yaml"))
-    if not targets:
-        return
+    targets: list[str] | None = None  # everything: much faster than naming each person
+    if exclude:
+        targets = [
+            str(clone / name)
+            for name in _git.tracked_files(clone, "HEAD", suffix=".dvc")
+            if not (name.startswith(f"{IMAGES_DIR}/") and Path(name).stem in exclude)
+        ]
+        if (clone / "dvc.lock").is_file():
+            targets.append(str(clone / "dvc.yaml"))
+        if not targets:
+            return
     try:
-        repo.checkout(targets=targets, force=True)
+        # allow_missing: pipeline outputs without a dvc.lock have no data yet; everything a
+        # version does name was verified in the cache before we got here.
+        repo.checkout(targets=targets, force=True, allow_missing=True)
     except Exception as exc:
         raise GallerySyncError(
             f"the gallery data could not be checked out of the local DVC cache ({exc}); "
