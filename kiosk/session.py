@@ -158,18 +158,19 @@ def run_headless(
     )
     session.start()
     deadline = None if seconds is None else time.monotonic() + seconds
+    camera, worker = session.pipeline.camera, session.pipeline.worker
     try:
         while not stop.wait(0.1):
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            camera = session.pipeline.camera
-            camera_done = camera.source.ended and camera.status.state is CameraState.STOPPED
+            video_done = camera.source.ended and camera.status.state is CameraState.STOPPED
             buffer = camera.buffer
-            if camera_done and buffer.taken_count + buffer.dropped >= buffer.put_count:
-                time.sleep(0.5)  # the worker finishes the frame in hand
-                break
-            if errors and session.pipeline.worker.recognizer is None:
+            if video_done and not buffer.pending and worker.handled == buffer.taken_count:
+                break  # every frame of the file was recognised or dropped
+            if errors and worker.recognizer is None:
                 break  # the models could not be loaded
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: stop cleanly and print the summary
     finally:
         stats = session.pipeline.stats()
         if not session.stop():

@@ -129,7 +129,7 @@ def test_kiosk_live_cli_prints_each_verification_and_logs_them_to_mlflow(
     assert main(["live", "--source", str(video), "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     events, summary = lines[:-1], lines[-1]["summary"]
-    assert sorted(e["name"] or "?" for e in events) == ["?", "Ada"]
+    assert sorted(e["name"] or "?" for e in events) == ["?", "Ada"], events
     assert len({e["track_id"] for e in events}) == 2
     assert summary["frames_captured"] == 30 and summary["verifications"] == 2
     import mlflow

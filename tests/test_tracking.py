@@ -141,3 +141,35 @@ def test_skipped_camera_frames_do_not_end_tracks() -> None:
         seen, ended = tracker.update([det(100 + 4 * frame_id, 100)], frame_id, float(n))
         assert not ended and [t.track_id for t in seen] == [1]
     assert tracker.total_tracks == 1
+
+
+def test_noisy_box_sizes_and_skipped_frames_do_not_split_a_track() -> None:
+    """Detected sizes jitter by a quarter; only the centre's motion is extrapolated."""
+    tracker = Tracker(iou_threshold=0.3, max_missed=3)
+    sizes = [50, 64, 48, 66, 52, 62, 47, 65]
+    for n, size in enumerate(sizes):
+        frame_id = 5 * n  # a slow consumer: every 5th camera frame
+        cx, cy = 100 + 3 * frame_id, 200
+        box = (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
+        seen, _ = tracker.update([Detection(box, 0.99, np.zeros((5, 2)))], frame_id, float(n))
+        assert [t.track_id for t in seen] == [1], f"split at frame {frame_id}"
+    track = tracker.tracks[1]
+    assert track.velocity[0] == pytest.approx(3.0, abs=0.8)  # px per camera frame
+
+
+def test_a_size_jump_is_not_extrapolated_while_following(astronaut: np.ndarray) -> None:
+    """One detection a third larger than the last must not make the followed box balloon."""
+    tracker = Tracker(iou_threshold=0.3, max_missed=8)
+    cx, cy = 222.0, 117.0  # the astronaut's face, which stays still
+
+    def square(size: float) -> Detection:
+        box = (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
+        return Detection(box, 0.99, np.zeros((5, 2), np.float32))
+
+    tracker.update([square(90)], 0, 0.0, astronaut)
+    tracker.update([square(120)], 1, 0.0, astronaut)
+    for frame_id in range(2, 6):
+        (track,), _ = tracker.follow(astronaut, frame_id)
+        assert track.size == pytest.approx(120)
+    seen, _ = tracker.update([square(90)], 6, 0.0, astronaut)
+    assert [t.track_id for t in seen] == [1] and tracker.total_tracks == 1

@@ -126,10 +126,11 @@ def test_worker_on_a_video_file_emits_exactly_one_event_per_track(
     worker.start()
     camera.start()
     assert camera.wait_stopped(timeout=60)
+    buffer = camera.buffer
     deadline = time.monotonic() + 30  # let the worker finish the last frame it took
-    while camera.buffer.taken_count + camera.buffer.dropped < 30 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)
+    while (buffer.pending or worker.handled < buffer.taken_count) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert buffer.taken_count + buffer.dropped == 30
     start = time.monotonic()
     assert worker.stop(timeout=2.0) and camera.stop(timeout=2.0)
     assert time.monotonic() - start < 2.0

@@ -86,5 +86,11 @@ class LatestFrameBuffer:
             self._closed = False
 
     @property
+    def pending(self) -> bool:
+        """A frame is waiting that nobody has taken yet."""
+        with self._cond:
+            return not self._taken
+
+    @property
     def closed(self) -> bool:
         return self._closed

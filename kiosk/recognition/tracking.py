@@ -4,7 +4,7 @@ No torch, no Qt: plain numpy/OpenCV, tested on synthetic boxes.
 
 * :class:`Tracker` gives every face a track id. On frames where the detector ran,
   detections are matched to tracks by IoU against each track's *predicted* box
-  (last box + velocity), greedily from the best overlap down, so two faces that
+  (last box moved by its centre's velocity), greedily from the best overlap down, so two faces that
   cross keep their ids. On frames in between, :meth:`Tracker.follow` moves each
   track by normalised cross-correlation of its face patch (about 1 ms per face)
   instead of running the detector. A track not *detected* for ``max_missed``
@@ -33,6 +33,7 @@ from kiosk.recognition.types import Detection
 Box = tuple[float, float, float, float]
 TEMPLATE_PX = 24  # side of the grey patch a track is followed with between detections
 MIN_FOLLOW_SCORE = 0.5  # normalised cross-correlation below this = the face was not found
+MAX_SPEED = 0.5  # most a face's centre is believed to move per frame, in face sizes
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -111,7 +112,7 @@ class Track:
     detection: Detection | None  # the latest real detection (None once followed)
     detected_at: int  # frame id of that detection
     detected_tick: int = 0  # the tracker's update count at that detection
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=np.float32))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, dtype=np.float32))
     hits: int = 1
     template: np.ndarray | None = None
     votes: IdentityVotes | None = None
@@ -124,9 +125,23 @@ class Track:
         return float(min(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
     def predicted(self, frame_id: int) -> Box:
-        steps = frame_id - self.last_seen
-        b = np.asarray(self.box, dtype=np.float32) + self.velocity * steps
-        return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+        # Only the centre moves: the size stays the last detected one. Extrapolating size
+        # changes (noisy from frame to frame) over skipped frames breaks the overlap.
+        dx, dy = (float(v) for v in self.velocity * (frame_id - self.last_seen))
+        x1, y1, x2, y2 = self.box
+        return (x1 + dx, y1 + dy, x2 + dx, y2 + dy)
+
+    def moved_to(self, box: Box, frame_id: int) -> None:
+        """Update the velocity (px per frame, smoothed, bounded) and the box."""
+        steps = max(1, frame_id - self.last_seen)
+        old = np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2])
+        new = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        motion = (new - old) / steps
+        limit = MAX_SPEED * max(1.0, self.size)
+        motion = np.clip(motion, -limit, limit)
+        self.velocity = (0.5 * self.velocity + 0.5 * motion).astype(np.float32)
+        self.box = box
+        self.last_seen = frame_id
 
 
 class Tracker:
@@ -199,15 +214,11 @@ class Tracker:
     def _observe(
         self, track: Track, det: Detection, frame_id: int, image: np.ndarray | None
     ) -> None:
-        steps = max(1, frame_id - track.last_seen)
-        motion = (np.asarray(det.box, dtype=np.float32) - np.asarray(track.box)) / steps
-        track.velocity = 0.5 * track.velocity + 0.5 * motion
-        track.box = det.box
+        track.moved_to(det.box, frame_id)
         track.confidence = det.probability
         track.detection = det
         track.detected_at = frame_id
         track.detected_tick = self.tick
-        track.last_seen = frame_id
         track.hits += 1
         if image is not None:
             track.template = _template(image, det.box)
@@ -222,11 +233,7 @@ class Tracker:
             box = _follow(image, track.template, track.predicted(frame_id))
             if box is None:
                 continue
-            steps = max(1, frame_id - track.last_seen)
-            motion = (np.asarray(box, dtype=np.float32) - np.asarray(track.box)) / steps
-            track.velocity = 0.5 * track.velocity + 0.5 * motion
-            track.box = box
-            track.last_seen = frame_id
+            track.moved_to(box, frame_id)
             seen.append(track)
         return seen, self._expire()
 

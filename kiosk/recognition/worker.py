@@ -363,6 +363,7 @@ class RecognitionWorker:
         self._times: deque[float] = deque(maxlen=32)
         self.errors = 0
         self.last_error: str | None = None
+        self.handled = 0  # frames taken from the buffer and finished (results emitted)
 
     @property
     def recognizer(self) -> Recognizer | None:
@@ -475,10 +476,12 @@ class RecognitionWorker:
             except Exception as exc:  # one bad frame must not end recognition
                 log.exception("recognition failed on frame %d", frame.frame_id)
                 self._report(f"recognition failed on a frame: {exc}")
+                self.handled += 1
                 self._stop.wait(0.2)
                 continue
             self._times.append(time.monotonic())
             self._emit(result)
+            self.handled += 1
 
     def _emit(self, result: FrameResult) -> None:
         try:
