@@ -221,6 +221,23 @@ def _removed_names(settings: Settings, clone: Path, removed: list[str]) -> dict[
     return names
 
 
+def _unpushed_outputs(clone: Path, rev: str) -> list[str] | None:
+    """The .dvc files (and dvc.yaml) the local commits changed: all that needs uploading.
+
+    None (push everything) when the registry's branch is not known here.
+    """
+    try:
+        names = _git.git(
+            clone, "diff", "--name-only", f"refs/remotes/origin/{rev}", "HEAD"
+        ).splitlines()
+    except _git.GitError:
+        return None
+    targets = [str(clone / n) for n in names if n.endswith(".dvc") and (clone / n).is_file()]
+    if "dvc.lock" in names and (clone / "dvc.lock").is_file():
+        targets.append(str(clone / "dvc.yaml"))
+    return targets
+
+
 def push_queued(settings: Settings, stop: threading.Event | None = None) -> str:
     """Upload the data, then push the local commits; integrate others' commits on refusal.
 
@@ -244,7 +261,7 @@ def push_queued(settings: Settings, stop: threading.Event | None = None) -> str:
             return f"queued: {problem}; will retry"
         try:
             with _dvc.open_repo(clone, settings.gallery.remote) as repo:
-                repo.push()
+                repo.push(targets=_unpushed_outputs(clone, rev))
         except Exception as exc:
             log.warning("gallery data not uploaded: %s", exc)
             return f"queued: the gallery storage cannot be written ({exc}); will retry"

@@ -299,35 +299,43 @@ def _fetch_verified(
     with _dvc.open_repo(clone, settings.gallery.remote) as repo:
         progress("verifying checksums", 0.15)
         result = _dvc.verify_objects(repo, objects)
-        for attempt in range(2):
+        requested: set[str] = set()
+        damaged: set[str] = set()  # seen with a wrong checksum at some point
+        for attempt in range(4):  # a directory's manifest arrives first, then its files
             if result.ok:
-                return  # everything is here already: no download at all
+                return  # everything is here (often already before any download)
+            wanted = result.missing + result.corrupted
+            if {o.md5 for o in wanted} <= requested:
+                break  # downloaded once already and still not right
             if stop.is_set():
                 raise _OfflineError("stopped: the kiosk is shutting down")
             if result.corrupted:
+                damaged |= {o.md5 for o in result.corrupted}
                 log.warning(
                     "damaged files in the local DVC cache, fetching them again: %s",
                     ", ".join(o.path for o in result.corrupted[:5]),
                 )
                 _dvc.drop_from_cache(repo, result.corrupted)
-            progress("downloading gallery data", 0.2 + 0.3 * attempt)
+            progress("downloading gallery data", 0.2 + 0.15 * attempt)
             try:
-                repo.fetch(revs=[rev], workspace=False)
-            except Exception as exc:  # DVC raises many types: DownloadError, RemoteMissing...
+                _dvc.download(repo, wanted)
+            except Exception as exc:  # DVC raises many types: RemoteMissing, NoRemoteError...
                 raise _OfflineError(
                     f"the gallery storage ({_dvc.remote_url(repo) or 'no DVC remote'}) "
-                    f"cannot be read or is incomplete ({exc})"
+                    f"cannot be read ({exc})"
                 ) from exc
-            progress("verifying checksums", 0.5 + 0.3 * attempt)
+            requested |= {o.md5 for o in wanted}
             result = _dvc.verify_objects(repo, objects)
-            if result.missing and not result.corrupted:
-                raise _OfflineError(
-                    f"the gallery storage ({_dvc.remote_url(repo) or 'no DVC remote'}) "
-                    f"cannot be read or is incomplete: {len(result.missing)} files did not "
-                    f"arrive (e.g. {result.missing[0].path})"
-                )
-        if result.ok:
-            return
+        if (
+            result.missing
+            and not result.corrupted
+            and not damaged & {o.md5 for o in result.missing}
+        ):
+            raise _OfflineError(
+                f"the gallery storage ({_dvc.remote_url(repo) or 'no DVC remote'}) "
+                f"cannot be read or is incomplete: {len(result.missing)} files did not "
+                f"arrive (e.g. {result.missing[0].path})"
+            )
         bad = result.missing + result.corrupted
         raise GallerySyncError(
             f"{len(bad)} gallery files still fail their checksum after downloading them "
@@ -368,8 +376,9 @@ def _switch(settings: Settings, clone: Path, head: str | None, target: str) -> N
         new_head = _git.git(clone, "rev-parse", "HEAD")
         gone = old_people - tracked_people(clone, new_head) - removed_here
         forgotten = _delete_people(settings, clone, gone)
+        changed = _changed_outputs(clone, head, new_head, removed_here)
         with _dvc.open_repo(clone, settings.gallery.remote) as repo:
-            _checkout(repo, clone, exclude=removed_here)
+            _checkout(repo, clone, exclude=removed_here, only=changed)
     if forgotten:
         from kiosk.recognition.index import forget_images
 
@@ -422,13 +431,37 @@ def _delete_people(settings: Settings, clone: Path, people: set[str]) -> set[str
     return hashes
 
 
-def _checkout(repo: object, clone: Path, exclude: set[str]) -> None:
-    """Check every output of the clone's HEAD out of the cache (except people removed here)."""
+def _changed_outputs(
+    clone: Path, old: str | None, new: str, removed_here: set[str]
+) -> list[str] | None:
+    """The .dvc files (and dvc.yaml) whose outputs differ between two commits; None = all."""
+    if old is None:
+        return None
+    names = _git.git(clone, "diff", "--name-only", old, new).splitlines()
+    targets = [
+        str(clone / n)
+        for n in names
+        if n.endswith(".dvc")
+        and (clone / n).is_file()
+        and not (n.startswith(f"{IMAGES_DIR}/") and Path(n).stem in removed_here)
+    ]
+    if "dvc.lock" in names and (clone / "dvc.lock").is_file():
+        targets.append(str(clone / "dvc.yaml"))
+    return targets
+
+
+def _checkout(repo: object, clone: Path, exclude: set[str], only: list[str] | None = None) -> None:
+    """Check the outputs of the clone's HEAD out of the cache: ``only`` these .dvc files, or
+    all of them (except people removed here)."""
     from dvc.repo import Repo
 
     assert isinstance(repo, Repo)
     targets: list[str] | None = None  # everything: much faster than naming each person
-    if exclude:
+    if only is not None:
+        if not only:
+            return
+        targets = only
+    elif exclude:
         targets = [
             str(clone / name)
             for name in _git.tracked_files(clone, "HEAD", suffix=".dvc")
