@@ -34,6 +34,7 @@ from kiosk.sync.registry import (
 log = logging.getLogger(__name__)
 
 PUSH_ATTEMPTS = 5
+BULK_PUSH_FROM = 50
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ def _unpushed_outputs(clone: Path, rev: str) -> list[str] | None:
     targets = [str(clone / n) for n in names if n.endswith(".dvc") and (clone / n).is_file()]
     if "dvc.lock" in names and (clone / "dvc.lock").is_file():
         targets.append(str(clone / "dvc.yaml"))
-    return targets
+    # Naming many targets costs DVC more than one pass over everything.
+    return targets if len(targets) <= BULK_PUSH_FROM else None
 
 
 def push_queued(settings: Settings, stop: threading.Event | None = None) -> str:

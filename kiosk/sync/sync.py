@@ -84,6 +84,10 @@ class SyncStatus:
 
 StatusCallback = Callable[[SyncStatus], None]
 
+#: Above this many missing objects, one `dvc fetch` of the whole version beats fetching
+#: them one checksum at a time (measured with benchmarks/sync.py).
+BULK_FETCH_FROM = 200
+
 
 class _OfflineError(Exception):
     """The registry (git) or its storage (DVC) could not be reached or is incomplete."""
@@ -318,7 +322,10 @@ def _fetch_verified(
                 _dvc.drop_from_cache(repo, result.corrupted)
             progress("downloading gallery data", 0.2 + 0.15 * attempt)
             try:
-                _dvc.download(repo, wanted)
+                if len(wanted) > BULK_FETCH_FROM:
+                    repo.fetch(revs=[rev], workspace=False)  # one bulk pass is faster here
+                else:
+                    _dvc.download(repo, wanted)
             except Exception as exc:  # DVC raises many types: RemoteMissing, NoRemoteError...
                 raise _OfflineError(
                     f"the gallery storage ({_dvc.remote_url(repo) or 'no DVC remote'}) "
