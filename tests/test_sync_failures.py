@@ -203,3 +203,37 @@ def test_stop_is_prompt(fleet: Fleet) -> None:
     sync.start()
     assert sync.wait_first(60).state == "synced"
     assert sync.stop(2.0)  # waiting for the next sync in an hour ends at once
+
+
+def test_crash_while_switching_keeps_queued_local_commits(
+    fleet: Fleet, two_kiosks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, ada, _version = two_kiosks
+    gone = fleet.root / "registry-gone"
+    fleet.registry.rename(gone)
+    bob = enrol_bytes(a, "Bob")
+    assert publish(a).message.startswith("queued")
+    gone.rename(fleet.registry)
+    carol = enrol_bytes(b, "Carol")
+    assert publish(b).published
+
+    class PowerCut(BaseException):
+        pass
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise PowerCut
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sync_module, "_checkout", crash)
+        with pytest.raises(PowerCut):
+            sync_gallery(a)
+    fleet.registry.rename(gone)
+    assert sync_gallery(a).state == "offline"
+    assert people_on_disk(a) == {ada, bob}
+    assert pending_changes(a).queued_commits == 1
+    gone.rename(fleet.registry)
+    status = sync_gallery(a)
+    assert status.state == "synced" and "published" in status.message
+    assert people_on_disk(a) == {ada, bob, carol}
+    sync_gallery(b)
+    assert people_on_disk(b) == {ada, bob, carol}

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kiosk.errors import GallerySyncError
@@ -27,8 +27,10 @@ from kiosk.sync.registry import (
     WEIGHTS_DIR,
     is_clone,
     kiosk_identity,
+    read_state,
     registry_configured,
     sync_dir,
+    write_state,
 )
 
 log = logging.getLogger(__name__)
@@ -195,8 +197,12 @@ def _commit(settings: Settings, clone: Path, changes: PendingChanges, author: st
         paths = [IMAGES_DIR, WEIGHTS_DIR, *(p for p in PIPELINE_FILES if (clone / p).exists())]
         _git.git(clone, "add", "-A", "--", *paths)
         _git.git(clone, "commit", "-q", "-m", message, identity=kiosk_identity(settings))
+        head = _git.git(clone, "rev-parse", "HEAD")
+        date = _git.commit_date(clone, head)
     except _git.GitError as exc:
         raise GallerySyncError(f"git could not commit the gallery changes ({exc}).") from exc
+    # The kiosk now runs this commit (published or queued): it is the version in use.
+    write_state(settings, replace(read_state(settings), version=head, date=date, complete=True))
     log.info("committed gallery changes: %s", changes.describe())
 
 

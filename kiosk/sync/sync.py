@@ -364,7 +364,8 @@ def _switch(settings: Settings, clone: Path, head: str | None, target: str) -> N
     state = read_state(settings)
     store = GalleryStore(clone)
     with file_lock(store.root / ".lock"):
-        write_state(settings, replace(state, complete=False, target=target))
+        # The version to return to is HEAD itself (it may hold queued local commits).
+        write_state(settings, replace(state, version=head, complete=False, target=target))
         _write_unpublished(settings, unpublished)
         try:
             if head is None or _git.is_ancestor(clone, head, target):
