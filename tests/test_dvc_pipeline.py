@@ -103,6 +103,7 @@ def test_repro_builds_embeddings_metrics_plots_and_mlflow_runs(
     runs = mlflow.search_runs(experiment_names=["facekiosk-gallery"], output_format="list")
     by_stage = {r.data.tags["stage"]: r for r in runs}
     assert set(by_stage) == {"prepare", "embed", "evaluate"}
+    assert by_stage["prepare"].data.tags["dataset_version"] != "none"
     assert by_stage["prepare"].data.params["num_identities"] == "3"
     assert by_stage["evaluate"].data.metrics["roc_auc"] == pytest.approx(metrics["roc_auc"])
     embed = by_stage["embed"].data.tags

@@ -57,10 +57,16 @@ def stage_run(params: PipelineParams, stage: str) -> Iterator[Any]:
 
     mlflow.set_tracking_uri(tracking_uri(params))
     experiment = mlflow.set_experiment(params.experiment)
+    import dvc
+
+    version = gallery_version(params)
     tags = {
         "run_type": "training" if stage != "evaluate" else "evaluation",
         "stage": stage,
-        "gallery_version": gallery_version(params),
+        # The registry commit pins every DVC-tracked file: it is the dataset's version.
+        "gallery_version": version,
+        "dataset_version": version,
+        "dvc_version": dvc.__version__,
         "gallery_path": str(params.root),
     }
     with mlflow.start_run(
