@@ -173,7 +173,7 @@ def run_headless(
         pass  # Ctrl-C: stop cleanly and print the summary
     finally:
         stats = session.pipeline.stats()
-        if not session.stop():
+        if not session.stop(timeout=15.0):  # no window waits: give MLflow time to answer
             # Still loading the models (that cannot be interrupted): let it finish rather
             # than exit under a thread inside torch.
             session.pipeline.worker.join(timeout=120)

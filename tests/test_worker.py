@@ -1,7 +1,9 @@
 """The live recognition worker on real faces, with the suite's random FaceNet weights.
 
 "Ada" is enrolled from a still of the walking face; the other walker (the same face
-with its colour channels reversed, ~0.2 away) is a stranger at threshold 0.1.
+with its colour channels reversed, ~0.23 away) is a stranger. Live frames are embedded
+without the flip TTA (enrolment uses it) and the video is JPEG-compressed, which puts
+Ada's own frames up to ~0.1 from her enrolment: hence THRESHOLD 0.15 here.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from tests.helpers import with_recognition
 from tests.video import face_patch, scene, two_people_walking, write_video
 
 pytestmark = pytest.mark.slow
+THRESHOLD = 0.15
 
 
 @pytest.fixture
 def live_settings(settings: Settings) -> Settings:
     return dataclasses.replace(
-        with_recognition(settings, threshold=0.1),
+        with_recognition(settings, threshold=THRESHOLD),
         pipeline=PipelineSection(torch_threads=2),
     )
 
@@ -63,11 +66,11 @@ def test_processor_emits_one_verification_event_per_track(
     ada = next(e for e in events if e.is_match)
     stranger = next(e for e in events if not e.is_match)
     assert (ada.name, ada.person_id) == ("Ada", next(iter(rec.people)))
-    assert ada.distance <= 0.1 < stranger.distance
+    assert ada.distance <= THRESHOLD < stranger.distance
     assert stranger.person_id is None and stranger.name is None
     for e in events:
         assert e.votes == live_settings.pipeline.votes_to_decide
-        assert e.threshold == 0.1 and e.face_confidence > 0.9
+        assert e.threshold == THRESHOLD and e.face_confidence > 0.9
         assert 0 < e.latency_ms <= e.ttv_ms
     # Every face on screen carries its track's decision once made.
     last = results[-1].faces
