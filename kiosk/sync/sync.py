@@ -266,6 +266,10 @@ def _update(
         from kiosk.sync.publishing import push_queued
 
         message += "; " + push_queued(settings, stop)
+        final = _git.git(clone, "rev-parse", "HEAD")
+        if final != new:  # pushing meant rebasing onto someone else's newer commit
+            new, changed = final, True
+            date = read_state(settings).date or date
     return SyncStatus("synced", new[:8], date, message, 1.0, changed=changed)
 
 
