@@ -9,6 +9,11 @@ The telemetry session starts once the models are loaded (its tags name the model
 fingerprint and device) and ends, with a summary, when the session stops. The
 gallery version for the tags comes from ``gallery_version`` (the registry sync
 knows it), read when the session starts.
+
+With a gallery registry configured (``gallery.repo``), the session also runs the
+background gallery sync (:class:`kiosk.sync.GallerySync`, thread ``kiosk-sync``):
+nothing waits for it, and when it switches to a new gallery version the
+recognition thread reloads the gallery before its next frame.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from kiosk.live import LivePipeline
 from kiosk.recognition.types import VerificationEvent
 from kiosk.recognition.worker import FrameResult
 from kiosk.settings import Settings
+from kiosk.sync.registry import registry_configured
 from kiosk.telemetry import SessionInfo, TelemetrySink
 
 if TYPE_CHECKING:
     from kiosk.camera.capture import CameraStatus
     from kiosk.recognition.recognizer import Recognizer
+    from kiosk.sync.sync import GallerySync, SyncStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,8 @@ class KioskSession:
         on_event: Callable[[VerificationEvent], None] | None = None,
         on_error: Callable[[str], None] | None = None,
         on_ready: Callable[[Recognizer], None] | None = None,
+        on_sync_status: Callable[[SyncStatus], None] | None = None,
+        sync_gallery: bool = True,
     ) -> None:
         self.settings = settings
         self.telemetry = telemetry if telemetry is not None else TelemetrySink(settings)
@@ -70,15 +79,29 @@ class KioskSession:
             on_ready=self._ready,
         )
         self.pipeline.add_event_listener(self.telemetry.submit)
+        self.gallery_sync: GallerySync | None = None
+        if sync_gallery and registry_configured(settings):
+            from kiosk.sync.sync import GallerySync
+
+            self.gallery_sync = GallerySync(
+                settings,
+                on_status=on_sync_status,
+                on_new_version=lambda _status: self.pipeline.request_reload(),
+            )
 
     def start(self) -> None:
         self.telemetry.start()
         self.pipeline.start()
+        if self.gallery_sync is not None:
+            self.gallery_sync.start()
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Stop the pipeline (2 s at most), then end the telemetry session and flush it."""
+        """Stop the sync and the pipeline (2 s at most each), then end telemetry and flush."""
         deadline = time.monotonic() + timeout
-        stopped = self.pipeline.stop(timeout=min(2.0, timeout))
+        stopped = True
+        if self.gallery_sync is not None:
+            stopped = self.gallery_sync.stop(timeout=min(2.0, timeout))
+        stopped = self.pipeline.stop(timeout=min(2.0, timeout)) and stopped
         self.telemetry.update_stats(self.pipeline.stats())
         self.telemetry.close(timeout=max(0.5, deadline - time.monotonic()))
         return stopped
@@ -149,12 +172,17 @@ def run_headless(
         errors.append(message)
         log.error("%s", message)
 
+    def on_sync_status(status: SyncStatus) -> None:
+        if status.state != "syncing":
+            log.info("gallery: %s", status.text)
+
     session = KioskSession(
         settings,
         lambda: Recognizer.create(settings),
         gallery_version=lambda: _gallery_version(settings),
         on_event=on_event,
         on_error=on_error,
+        on_sync_status=on_sync_status,
     )
     session.start()
     deadline = None if seconds is None else time.monotonic() + seconds

@@ -157,3 +157,49 @@ def test_kiosk_live_cli_reports_a_missing_video_clearly(
     assert main(["live", "--source", str(tmp_path / "nope.mp4")]) == 1
     err = capsys.readouterr().err
     assert "nope.mp4 does not exist" in err and "camera.source" in err
+
+
+def test_a_person_published_by_another_kiosk_is_recognised_without_a_restart(
+    request: pytest.FixtureRequest, make_recognizer, astronaut: np.ndarray, still: np.ndarray
+) -> None:
+    """Kiosk B runs live on an empty gallery; its background sync brings Ada from A."""
+    from kiosk.sync import publish, sync_gallery
+    from kiosk.sync.sync import SyncStatus
+
+    request.getfixturevalue("git_env")
+    fleet = request.getfixturevalue("fleet")
+    a = fleet.kiosk("north")
+    assert sync_gallery(a).state == "synced"
+    make_recognizer(a).enroll("Ada", [("still", still)])
+    assert publish(a).published
+
+    b = fleet.kiosk("south")
+    b = dataclasses.replace(
+        with_recognition(b, threshold=THRESHOLD), pipeline=PipelineSection(torch_threads=2)
+    )
+    rec_b: Recognizer = make_recognizer(b)
+    assert rec_b.people == {}
+    fake = FakeBackend()
+    sink = TelemetrySink(b, tracking_uri="fake://", backend_factory=lambda uri: fake)
+    heard: list[VerificationEvent] = []
+    statuses: list[SyncStatus] = []
+    source = ArraySource(two_people_walking(astronaut, 12, step=3), fps=10.0, loop=True)
+    session = KioskSession(
+        b,
+        rec_b,
+        source=source,
+        telemetry=sink,
+        on_event=heard.append,
+        on_sync_status=statuses.append,
+    )
+    assert session.gallery_sync is not None
+    session.start()
+    try:
+        assert wait_until(lambda: any(e.name == "Ada" for e in heard), timeout=180), heard
+    finally:
+        assert session.stop(timeout=10.0)
+    assert any(s.state == "synced" for s in statuses)
+    assert [p.name for p in rec_b.people.values()] == ["Ada"]
+
+
+pytest_plugins = ["tests.sync_support"]
