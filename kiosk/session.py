@@ -118,6 +118,7 @@ class KioskSession:
                 model_fingerprint=recognizer.model_fingerprint,
                 device=str(recognizer.detector.device),
                 gallery_version=version,
+                threshold=recognizer.index.threshold,
             )
         )
         self.ready.set()

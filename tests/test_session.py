@@ -81,6 +81,7 @@ def test_session_sends_each_verification_to_one_telemetry_run(
     assert run.tags["gallery_version"] == "abc1234"
     assert run.tags["model_fingerprint"] == rec.model_fingerprint
     assert run.status == "FINISHED"
+    assert run.params["threshold"] == str(THRESHOLD)  # the one in effect
     distances = [row for row in run.metrics if row[0] == "distance"]
     assert sorted(row[3] for row in distances) == [0, 1]  # one step per verification
     matches = sorted(row[1] for row in run.metrics if row[0] == "is_match")

@@ -86,7 +86,9 @@ def test_a_session_of_2500_verifications_is_one_run(
     assert params["mtcnn_margin_ratio"] == "0.2"
     assert params["mtcnn_use_alignment"] == "True"
     assert params["facenet_use_prewhitening"] == "False"
-    assert params["facenet_use_tta_flip"] == "True"
+    assert params["facenet_use_tta_flip"] == "False"  # live frames (pipeline.use_tta_flip)
+    assert params["gallery_use_tta_flip"] == "True"  # enrolment (recognition.use_tta_flip)
+    assert params["votes_to_decide"] == "2"
     assert params["facenet_model"] == "vggface2"
     assert params["threshold"] == "0.9"
     assert params["detection_width"] == "640"

@@ -51,6 +51,7 @@ class SessionInfo:
     device: str = "cpu"
     gallery_version: str | None = None
     model_name: str = "vggface2"
+    threshold: float | None = None  # the one in effect (recognition.threshold may be "auto")
 
 
 @dataclass(frozen=True)
@@ -139,16 +140,26 @@ def event_metrics(event: VerificationEvent, step: int) -> list[list[Any]]:
 
 
 def session_params(settings: Settings, info: SessionInfo) -> dict[str, str]:
-    rec = settings.recognition
+    rec, live = settings.recognition, settings.pipeline
+    threshold = info.threshold if info.threshold is not None else rec.threshold
     return {
         "mtcnn_min_confidence": str(rec.min_confidence),
         "mtcnn_margin_ratio": str(rec.margin_ratio),
         "mtcnn_use_alignment": str(rec.use_alignment),
         "facenet_use_prewhitening": str(rec.use_prewhitening),
-        "facenet_use_tta_flip": str(rec.use_tta_flip),
+        # Live faces are embedded with the pipeline's flip-TTA setting; the gallery's
+        # templates with recognition.use_tta_flip.
+        "facenet_use_tta_flip": str(live.use_tta_flip),
+        "gallery_use_tta_flip": str(rec.use_tta_flip),
         "facenet_model": info.model_name,
-        "threshold": str(rec.threshold),
-        "detection_width": str(settings.pipeline.detection_width),
+        "threshold": str(threshold),
+        "threshold_setting": str(rec.threshold),
+        "detection_width": str(live.detection_width or "auto"),
+        "min_face_px": str(rec.min_face_px),
+        "full_detect_every": str(live.full_detect_every),
+        "reembed_every": str(live.reembed_every),
+        "vote_window": str(live.vote_window),
+        "votes_to_decide": str(live.votes_to_decide),
         "device": info.device,
     }
 
