@@ -68,7 +68,6 @@ class LivePipeline:
             on_ready=self._ready,
         )
         self._on_ready = on_ready
-        self.started_at: float | None = None
 
     def add_event_listener(self, listener: Callable[[VerificationEvent], None]) -> None:
         """Also send verification events to ``listener`` (e.g. attendance, telemetry)."""
@@ -87,7 +86,6 @@ class LivePipeline:
         A camera or stream starts at once, so the picture is live while the models
         load; a video file waits for them, so that none of it plays unrecognised.
         """
-        self.started_at = time.monotonic()
         if self.camera.source.kind == "file" and self.worker.recognizer is None:
             self._start_camera_when_ready = True
         else:

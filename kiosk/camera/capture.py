@@ -76,7 +76,6 @@ class Camera:
         self._next_id = 0
         self._recent: deque[float] = deque(maxlen=64)
         self.reconnects = 0
-        self.history: list[CameraState] = []
 
     # -- public ---------------------------------------------------------------------------
 
@@ -146,7 +145,6 @@ class Camera:
             self._status = status
         if not changed:
             return
-        self.history.append(state)
         log.info("camera %s: %s %s", self.source.description, state.value, message)
         if self._on_status is not None:
             try:

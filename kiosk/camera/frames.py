@@ -90,7 +90,3 @@ class LatestFrameBuffer:
         """A frame is waiting that nobody has taken yet."""
         with self._cond:
             return not self._taken
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
