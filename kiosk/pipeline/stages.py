@@ -103,7 +103,7 @@ def prepare(params: PipelineParams) -> dict[str, Any]:
 def embed(params: PipelineParams) -> dict[str, Any]:
     from kiosk.recognition.device import resolve_device
     from kiosk.recognition.embedder import EmbedderConfig, FaceEmbedder
-    from kiosk.recognition.index import embedding_config_key
+    from kiosk.recognition.index import gallery_embedding_key
     from kiosk.recognition.weights import load_facenet
 
     rec = params.settings.recognition
@@ -131,14 +131,7 @@ def embed(params: PipelineParams) -> dict[str, Any]:
             hashes.append(image.sha256)
             ids.append(person.id)
     vectors = embedder.embed(crops)
-    key = embedding_config_key(
-        facenet.fingerprint,
-        margin_ratio=rec.margin_ratio,
-        use_alignment=rec.use_alignment,
-        use_prewhitening=rec.use_prewhitening,
-        use_tta_flip=rec.use_tta_flip,
-        detection_width=rec.detection_width,
-    )
+    key = gallery_embedding_key(facenet.fingerprint, rec)
     out = params.root / EMBEDDINGS_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()

@@ -35,6 +35,7 @@ import torch
 from kiosk.fsutil import atomic_write_bytes, file_lock
 from kiosk.recognition.embedder import EMBEDDING_DIM
 from kiosk.recognition.types import Match
+from kiosk.settings import RecognitionSection
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,22 @@ def embedding_config_key(model_fingerprint: str, **preprocessing: object) -> str
         {"v": CACHE_VERSION, "model": model_fingerprint, **preprocessing}, sort_keys=True
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def gallery_embedding_key(model_fingerprint: str, rec: RecognitionSection) -> str:
+    """The key of a gallery's embeddings: the model and every setting that shapes them.
+
+    The kiosk's cache and the pipeline's ``embed`` stage both use it, so a kiosk uses
+    the pipeline's embeddings exactly when it would have computed the same ones.
+    """
+    return embedding_config_key(
+        model_fingerprint,
+        margin_ratio=rec.margin_ratio,
+        use_alignment=rec.use_alignment,
+        use_prewhitening=rec.use_prewhitening,
+        use_tta_flip=rec.use_tta_flip,
+        detection_width=rec.detection_width,
+    )
 
 
 class EmbeddingCache:

@@ -41,8 +41,8 @@ from kiosk.recognition.gallery import (
 from kiosk.recognition.index import (
     EmbeddingCache,
     TemplateIndex,
-    embedding_config_key,
     forget_images,
+    gallery_embedding_key,
 )
 from kiosk.recognition.types import Detection, FaceResult
 from kiosk.recognition.weights import LoadedFaceNet, load_facenet
@@ -119,14 +119,7 @@ class Recognizer:
         self.store.recover()
         self.cache: EmbeddingCache | None = None
         if facenet is not None:
-            key = embedding_config_key(
-                facenet.fingerprint,
-                margin_ratio=rec.margin_ratio,
-                use_alignment=rec.use_alignment,
-                use_prewhitening=rec.use_prewhitening,
-                use_tta_flip=rec.use_tta_flip,
-                detection_width=rec.detection_width,
-            )
+            key = gallery_embedding_key(facenet.fingerprint, rec)
             self.cache = EmbeddingCache(settings.cache_dir / "embeddings", key)
         self.index = TemplateIndex([], effective_threshold(settings))
         self.people: dict[str, Person] = {}
