@@ -68,6 +68,7 @@ class LivePipeline:
             on_ready=self._ready,
         )
         self._on_ready = on_ready
+        self._start_camera_when_ready = False
 
     def add_event_listener(self, listener: Callable[[VerificationEvent], None]) -> None:
         """Also send verification events to ``listener`` (e.g. attendance, telemetry)."""
@@ -91,8 +92,6 @@ class LivePipeline:
         else:
             self.camera.start()
         self.worker.start()
-
-    _start_camera_when_ready = False
 
     def _ready(self, recognizer: Recognizer) -> None:
         if self._start_camera_when_ready:

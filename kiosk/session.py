@@ -29,7 +29,7 @@ from kiosk.live import LivePipeline
 from kiosk.recognition.types import VerificationEvent
 from kiosk.recognition.worker import FrameResult
 from kiosk.settings import Settings
-from kiosk.sync.registry import registry_configured
+from kiosk.sync.registry import current_gallery_version, registry_configured
 from kiosk.telemetry import SessionInfo, TelemetrySink
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def run_headless(
     session = KioskSession(
         settings,
         lambda: Recognizer.create(settings),
-        gallery_version=lambda: _gallery_version(settings),
+        gallery_version=lambda: current_gallery_version(settings),
         on_event=on_event,
         on_error=on_error,
         on_sync_status=on_sync_status,
@@ -237,9 +237,3 @@ def _event_json(event: VerificationEvent) -> dict[str, object]:
     data["distance"] = event.distance if math.isfinite(event.distance) else None
     data["box"] = [round(v, 1) for v in event.box]
     return data
-
-
-def _gallery_version(settings: Settings) -> str | None:
-    from kiosk.sync.registry import current_gallery_version
-
-    return current_gallery_version(settings)

@@ -312,3 +312,17 @@ def test_stop_is_prompt_and_joins_the_thread() -> None:
     assert time.monotonic() - start < 2.0
     assert not any(t.name == "kiosk-camera" for t in threading.enumerate())
     assert camera.status.state is CameraState.STOPPED
+
+
+def test_rate_meter_counts_recent_events_per_second_and_drops_to_zero_when_they_stop() -> None:
+    from kiosk.camera.frames import RateMeter
+
+    now = time.monotonic()
+    meter = RateMeter(window_s=2.0)
+    for t in (now - 5.0, now - 1.0, now - 0.75, now - 0.5, now - 0.25, now):
+        meter.tick(t)
+    assert meter.rate == pytest.approx(4.0)  # the tick 5 s ago is outside the window
+    stale = RateMeter(window_s=2.0)
+    stale.tick(now - 10.0)
+    stale.tick(now - 9.0)
+    assert stale.rate == 0.0

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kiosk.camera.frames import Frame, LatestFrameBuffer
+from kiosk.camera.frames import Frame, LatestFrameBuffer, RateMeter
 from kiosk.camera.source import FrameSource
 from kiosk.errors import CameraError
 from kiosk.settings import CameraSection
@@ -74,7 +74,8 @@ class Camera:
         self._status = CameraStatus(CameraState.STOPPED, source.description, "not started")
         self._status_lock = threading.Lock()
         self._next_id = 0
-        self._recent: deque[float] = deque(maxlen=64)
+        self._rate = RateMeter()
+        self._session_was_live = False
         self.reconnects = 0
 
     # -- public ---------------------------------------------------------------------------
@@ -94,13 +95,8 @@ class Camera:
 
     @property
     def fps(self) -> float:
-        """Frames per second over the last second or so of capture."""
-        recent = list(self._recent)
-        if len(recent) < 2 or time.monotonic() - recent[-1] > 1.0:
-            return 0.0
-        window = [t for t in recent if recent[-1] - t <= 2.0]
-        span = window[-1] - window[0]
-        return (len(window) - 1) / span if span > 0 else 0.0
+        """Frames per second over the last two seconds of capture."""
+        return self._rate.rate
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -118,23 +114,20 @@ class Camera:
         """
         self._stop.set()
         self.buffer.close()
-        thread = self._thread
-        if thread is None:
+        if self.wait_stopped(timeout):
             return True
-        thread.join(timeout)
-        if thread.is_alive():
-            log.error("camera thread did not stop within %.1f s (blocked in the driver)", timeout)
-            return False
-        self._thread = None
-        return True
+        log.error("camera thread did not stop within %.1f s (blocked in the driver)", timeout)
+        return False
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
-        """Wait for the capture thread to end by itself (e.g. a file that ended)."""
+        """Wait for the capture thread to end (stopped, or a file that ended by itself)."""
         thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+            self._thread = None
+        return True
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -184,8 +177,6 @@ class Camera:
             if self.status.state is not CameraState.STOPPED:
                 self._set(CameraState.STOPPED, "stopped")
 
-    _session_was_live = False
-
     def _session(self) -> str | None:
         """Open the source and read it until it is lost (reason) or stopped (None)."""
         self._session_was_live = False
@@ -226,7 +217,7 @@ class Camera:
                     self._set(CameraState.LIVE)
                 frame = Frame(self._next_id, last_frame, time.time(), image)
                 self._next_id += 1
-                self._recent.append(last_frame)
+                self._rate.tick(last_frame)
                 self.buffer.put(frame)
             return None
         finally:

@@ -10,6 +10,8 @@ bounded by construction: the buffer holds one frame.
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,3 +92,23 @@ class LatestFrameBuffer:
         """A frame is waiting that nobody has taken yet."""
         with self._cond:
             return not self._taken
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` seconds (0 once they stop coming)."""
+
+    def __init__(self, window_s: float = 2.0, keep: int = 64) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque(maxlen=keep)
+
+    def tick(self, now: float | None = None) -> None:
+        self._times.append(time.monotonic() if now is None else now)
+
+    @property
+    def rate(self) -> float:
+        times = list(self._times)
+        if len(times) < 2 or time.monotonic() - times[-1] > self.window_s:
+            return 0.0
+        recent = [t for t in times if times[-1] - t <= self.window_s]
+        span = recent[-1] - recent[0]
+        return (len(recent) - 1) / span if span > 0 else 0.0

@@ -31,14 +31,13 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from kiosk.camera.frames import Frame, LatestFrameBuffer
+from kiosk.camera.frames import Frame, LatestFrameBuffer, RateMeter
 from kiosk.errors import KioskError
 from kiosk.imaging import load_image
 from kiosk.recognition.embedder import FaceEmbedder
@@ -360,7 +359,7 @@ class RecognitionWorker:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._thread: threading.Thread | None = None
-        self._times: deque[float] = deque(maxlen=32)
+        self._rate = RateMeter()
         self.errors = 0
         self.last_error: str | None = None
         self.handled = 0  # frames taken from the buffer and finished (results emitted)
@@ -379,15 +378,10 @@ class RecognitionWorker:
     def stop(self, timeout: float = 2.0) -> bool:
         """Stop after the frame in hand; True when the thread ended within ``timeout``."""
         self._stop.set()
-        thread = self._thread
-        if thread is None:
+        if self.join(timeout):
             return True
-        thread.join(timeout)
-        if thread.is_alive():
-            log.error("recognition thread did not stop within %.1f s", timeout)
-            return False
-        self._thread = None
-        return True
+        log.error("recognition thread did not stop within %.1f s", timeout)
+        return False
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for a stopped worker's thread to end (a model load cannot be interrupted)."""
@@ -405,10 +399,7 @@ class RecognitionWorker:
 
     @property
     def processing_fps(self) -> float:
-        times = list(self._times)
-        if len(times) < 2 or time.monotonic() - times[-1] > 2.0:
-            return 0.0
-        return (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
+        return self._rate.rate
 
     def stats(self) -> PipelineStats:
         proc = self.processor
@@ -479,7 +470,7 @@ class RecognitionWorker:
                 self.handled += 1
                 self._stop.wait(0.2)
                 continue
-            self._times.append(time.monotonic())
+            self._rate.tick()
             self._emit(result)
             self.handled += 1
 
