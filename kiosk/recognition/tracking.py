@@ -6,7 +6,7 @@ No torch, no Qt: plain numpy/OpenCV, tested on synthetic boxes.
   detections are matched to tracks by IoU against each track's *predicted* box
   (last box moved by its centre's velocity), greedily from the best overlap down, so two faces that
   cross keep their ids. On frames in between, :meth:`Tracker.follow` moves each
-  track by normalised cross-correlation of its face patch (about 1 ms per face)
+  track by normalised cross-correlation of its face patch (under 1 ms for 4 faces)
   instead of running the detector. A track not *detected* for ``max_missed``
   processed frames ends (following alone never keeps it alive); camera frames the
   consumer skipped do not count, so a slow machine does not split tracks.
