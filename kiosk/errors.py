@@ -17,7 +17,10 @@ one sentence a person can act on, and is raised ``from`` the library error
      │    ├── PersonNotFoundError
      │    └── GallerySyncError      the gallery registry (git/DVC) cannot be synced or published
      ├── CameraError            a frame source cannot be opened or read
-     └── TelemetryError         MLflow cannot be reached or refused the metrics
+     ├── TelemetryError         MLflow cannot be reached or refused the metrics
+     ├── AttendanceError        the attendance records cannot be read, written or exported
+     └── AdminAuthError         the admin PIN is wrong, not set, or cannot be stored
+          └── AdminLockedError      too many wrong PINs; locked for a while
 
 The CLI (and later the UI) is the edge that turns these into messages; the core
 never prints.
@@ -108,3 +111,19 @@ class CameraError(KioskError):
 
 class TelemetryError(KioskError):
     """MLflow could not be reached, or it refused the metrics."""
+
+
+class AttendanceError(KioskError):
+    """The attendance database cannot be opened, written, queried or exported."""
+
+
+class AdminAuthError(KioskError):
+    """The admin PIN is wrong or not set, or the PIN file cannot be read or written."""
+
+
+class AdminLockedError(AdminAuthError):
+    """Too many wrong PINs in a row; admin access is locked until ``until`` (epoch s)."""
+
+    def __init__(self, message: str, until: float) -> None:
+        super().__init__(message)
+        self.until = until

@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, TypeVar
 
 from kiosk.camera.capture import Camera, CameraStatus
 from kiosk.camera.frames import Frame
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from kiosk.recognition.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LivePipeline:
@@ -115,6 +117,10 @@ class LivePipeline:
     def request_reload(self) -> None:
         """Reload the gallery on the recognition thread (e.g. after a sync or enrolment)."""
         self.worker.request_reload()
+
+    def submit(self, job: Callable[[Recognizer], T]) -> Future[T]:
+        """Run ``job(recognizer)`` on the recognition thread; see RecognitionWorker.submit."""
+        return self.worker.submit(job)
 
     def stats(self) -> PipelineStats:
         stats = self.worker.stats()

@@ -241,6 +241,50 @@ class TelemetrySection:
 
 
 @dataclass(frozen=True)
+class AttendanceSection:
+    cooldown_s: float = setting(
+        300.0,
+        "A person is recorded once per this many seconds, however long they stand there.",
+        ge=0.0,
+        le=86_400.0,
+    )
+
+
+@dataclass(frozen=True)
+class AdminSection:
+    max_attempts: int = setting(
+        5, "Wrong PINs in a row before admin access is locked.", ge=1, le=100
+    )
+    lockout_s: float = setting(
+        30.0, "First lock-out; each further lock-out doubles it.", gt=0.0, le=86_400.0
+    )
+    lockout_max_s: float = setting(
+        3600.0, "Longest lock-out after repeated wrong PINs.", gt=0.0, le=7 * 86_400.0
+    )
+    unlock_s: float = setting(
+        120.0,
+        "After a right PIN, further admin actions need no PIN for this long (0 = always ask).",
+        ge=0.0,
+        le=3600.0,
+    )
+
+
+@dataclass(frozen=True)
+class UiSection:
+    screen: int = setting(
+        0, "Screen for fullscreen attendance mode (0 = primary, 1 = second, ...).", ge=0
+    )
+    fullscreen: bool = setting(False, "Start straight into fullscreen attendance mode.")
+    welcome_s: float = setting(
+        4.0, "How long a welcome or message stays on the attendance screen.", gt=0.0, le=60.0
+    )
+    idle_after_s: float = setting(
+        60.0, "Show the idle screen after this long without a face.", gt=0.0, le=86_400.0
+    )
+    show_distance: bool = setting(True, "Show the match distance next to names in the window.")
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective settings: every section, plus where each value came from."""
 
@@ -252,12 +296,30 @@ class Settings:
     camera: CameraSection = field(default_factory=CameraSection)
     pipeline: PipelineSection = field(default_factory=PipelineSection)
     telemetry: TelemetrySection = field(default_factory=TelemetrySection)
+    attendance: AttendanceSection = field(default_factory=AttendanceSection)
+    admin: AdminSection = field(default_factory=AdminSection)
+    ui: UiSection = field(default_factory=UiSection)
     config_file: Path | None = field(default=None, compare=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def cache_dir(self) -> Path:
         return self.paths.data_dir / "cache"
+
+    @property
+    def attendance_db(self) -> Path:
+        """The attendance records (SQLite)."""
+        return self.paths.data_dir / "attendance.sqlite3"
+
+    @property
+    def admin_file(self) -> Path:
+        """The admin PIN's salted hash and the lock-out state."""
+        return self.paths.data_dir / "admin.json"
+
+    @property
+    def audit_log(self) -> Path:
+        """Admin actions, one JSON object per line."""
+        return self.paths.data_dir / "audit.jsonl"
 
     def describe(self) -> list[tuple[str, Any, str, str]]:
         """(dotted key, value, source, help) for every setting, in declaration order."""

@@ -31,9 +31,11 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 
@@ -86,6 +88,9 @@ class FrameResult:
     processing_ms: float
     latency_ms: float  # frame capture -> result ready
     events: tuple[VerificationEvent, ...] = ()
+
+
+T = TypeVar("T")
 
 
 def default_torch_threads(setting: int) -> int:
@@ -358,6 +363,8 @@ class RecognitionWorker:
         self.on_ready = on_ready
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._jobs: deque[tuple[Callable[[Recognizer], object], Future[object]]] = deque()
+        self._jobs_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._rate = RateMeter()
         self.errors = 0
@@ -396,6 +403,42 @@ class RecognitionWorker:
     def request_reload(self) -> None:
         """Reload the gallery on the worker thread before the next frame (thread-safe)."""
         self._reload.set()
+
+    def submit(self, job: Callable[[Recognizer], T]) -> Future[T]:
+        """Run ``job(recognizer)`` on the worker thread between two frames (thread-safe).
+
+        Everything that uses the models (enrolment shots, saving a person) goes
+        through here, so the networks and the gallery index are only ever touched by
+        one thread. Jobs wait for the models to load; when the worker stops or the
+        models fail to load, pending jobs fail with :class:`KioskError`.
+        """
+        future: Future[T] = Future()
+        with self._jobs_lock:
+            if self._stop.is_set():
+                future.set_exception(KioskError("recognition is not running"))
+            else:
+                self._jobs.append((job, future))  # type: ignore[arg-type]
+        return future
+
+    def _run_jobs(self, recognizer: Recognizer) -> None:
+        while True:
+            with self._jobs_lock:
+                if not self._jobs:
+                    return
+                job, future = self._jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job(recognizer))
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def _fail_jobs(self, why: str) -> None:
+        with self._jobs_lock:
+            jobs, self._jobs = list(self._jobs), deque()
+        for _job, future in jobs:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(KioskError(why))
 
     @property
     def processing_fps(self) -> float:
@@ -448,11 +491,18 @@ class RecognitionWorker:
         return True
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._fail_jobs(self.last_error or "recognition stopped")
+
+    def _loop(self) -> None:
         if self.processor is None and not self._load():
             return
         processor = self.processor
         assert processor is not None
         while not self._stop.is_set():
+            self._run_jobs(processor.recognizer)
             if self._reload.is_set():
                 self._reload.clear()
                 try:
