@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     gallery_cli.add_parser(sub)
 
+    from kiosk.attendance import cli as attendance_cli
+
+    attendance_cli.add_parser(sub)
+
     p = sub.add_parser("doctor", help="check versions, device, weights, data dirs")
     p.add_argument("--json", action="store_true")
 
@@ -352,6 +356,12 @@ def cmd_gallery(args: argparse.Namespace, settings: Settings) -> int:
     return gallery_cli.run(args, settings)
 
 
+def cmd_attendance(args: argparse.Namespace, settings: Settings) -> int:
+    from kiosk.attendance import cli as attendance_cli
+
+    return attendance_cli.run(args, settings)
+
+
 _COMMANDS = {
     "enroll": cmd_enroll,
     "identify": cmd_identify,
@@ -361,4 +371,5 @@ _COMMANDS = {
     "config": cmd_config,
     "telemetry": cmd_telemetry,
     "gallery": cmd_gallery,
+    "attendance": cmd_attendance,
 }
