@@ -36,6 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"FaceKiosk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "--fullscreen",
+        action="store_true",
+        help="start the window straight in fullscreen attendance mode (for the entrance)",
+    )
+    parser.add_argument(
+        "--source",
+        dest="window_source",
+        metavar="SOURCE",
+        help="camera index, video file or URL for the window (default: camera.source)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("enroll", help="enrol a person from image files")
@@ -92,15 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"kiosk: settings error: {exc}", file=sys.stderr)
+        if args.command is None:
+            _window_module().show_fatal("FaceKiosk: settings error", str(exc))
         return EXIT_USAGE
     _setup_logging(settings, args.verbose)
+    if args.command is None:  # no command: the kiosk window
+        return int(
+            _window_module().run(settings, source=args.window_source, fullscreen=args.fullscreen)
+        )
     handler = _COMMANDS[args.command]
     try:
         return handler(args, settings)
@@ -110,6 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _window_module() -> Any:
+    """kiosk.ui.app, imported by name: the headless CLI hands over to the Qt window here
+    and nowhere else (the import contract keeps Qt out of this module's imports)."""
+    import importlib
+
+    return importlib.import_module("kiosk.ui.app")
 
 
 _handlers: list[logging.Handler] = []

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, TypeVar
 from kiosk.camera.capture import Camera, CameraStatus
 from kiosk.camera.frames import Frame
 from kiosk.camera.source import FrameSource, open_source
-from kiosk.recognition.types import PipelineStats, VerificationEvent
-from kiosk.recognition.worker import FrameResult, RecognitionWorker
+from kiosk.recognition.types import FrameResult, PipelineStats, VerificationEvent
+from kiosk.recognition.worker import RecognitionWorker
 from kiosk.settings import Settings
 
 if TYPE_CHECKING:
@@ -114,9 +114,9 @@ class LivePipeline:
         """The newest captured frame, for display (never waits)."""
         return self.camera.buffer.peek()
 
-    def request_reload(self) -> None:
+    def request_reload(self, reset_tracks: bool = False) -> None:
         """Reload the gallery on the recognition thread (e.g. after a sync or enrolment)."""
-        self.worker.request_reload()
+        self.worker.request_reload(reset_tracks=reset_tracks)
 
     def submit(self, job: Callable[[Recognizer], T]) -> Future[T]:
         """Run ``job(recognizer)`` on the recognition thread; see RecognitionWorker.submit."""

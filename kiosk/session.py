@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING
 
 from kiosk.camera.source import FrameSource
 from kiosk.live import LivePipeline
-from kiosk.recognition.types import VerificationEvent
-from kiosk.recognition.worker import FrameResult
+from kiosk.recognition.types import FrameResult, VerificationEvent
 from kiosk.settings import Settings
 from kiosk.sync.registry import current_gallery_version, registry_configured
 from kiosk.telemetry import SessionInfo, TelemetrySink

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import socket
 import tomllib
@@ -467,10 +468,13 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _coerce(f: dataclasses.Field[Any], raw: Any, key: str, where: str) -> Any:
-    """Convert ``raw`` (TOML value or env string) to the field's type and check its range."""
+def _coerce(
+    f: dataclasses.Field[Any], raw: Any, key: str, where: str, *, text: bool = False
+) -> Any:
+    """Convert ``raw`` (TOML value, env string, or typed ``text``) to the field's type
+    and check its range."""
     typ = _field_types()[key]  # f.type is only a string (postponed annotations)
-    from_env = isinstance(raw, str) and where.startswith("environment")
+    from_env = isinstance(raw, str) and (text or where.startswith("environment"))
 
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{key} = {raw!r} (from {where}): expected {expected}.")
@@ -546,3 +550,48 @@ def settings_for_data_dir(data_dir: Path, **sections: Any) -> Settings:
     """
     base = Settings(paths=PathsSection(data_dir=data_dir), **sections)
     return _resolve_defaults(base)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a valid TOML basic string
+
+
+def save_settings_file(path: Path, changes: Mapping[str, str]) -> Settings:
+    """Write ``changes`` ("section.key" -> text as typed) into the TOML file at ``path``.
+
+    Every value is checked like an environment variable's text; keys already in the
+    file are kept. The file is replaced atomically, and only after the whole result
+    loads: a wrong value raises :class:`ConfigError` and leaves the file as it was.
+    Returns the settings the file now gives (without environment overrides).
+    """
+    data = _read_toml(path) or {}
+    data.setdefault("schema_version", SCHEMA_VERSION)
+    sections = _sections()
+    for key, raw in changes.items():
+        section_name, _, name = key.partition(".")
+        if section_name not in sections:
+            raise ConfigError(f"unknown setting {key}")
+        f = _field(sections[section_name], name, key)
+        data.setdefault(section_name, {})[name] = _coerce(
+            f, raw, key, "the settings dialog", text=True
+        )
+    lines = [f"schema_version = {data.pop('schema_version')}"]
+    for section_name, table in data.items():
+        lines += ["", f"[{section_name}]"]
+        lines += [f"{name} = {_toml_value(value)}" for name, value in table.items()]
+    text = "\n".join(lines) + "\n"
+    tmp = path.with_name(path.name + ".new")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        settings = load_settings(env={}, config_path=tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write settings file {path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dataclasses.replace(settings, config_file=path)

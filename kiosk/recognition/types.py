@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+Box = tuple[float, float, float, float]
+FaceState = Literal["pending", "known", "unknown", "detection-only"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +103,31 @@ class PipelineStats:
     processing_fps: float = 0.0
     tracks: int = 0
     verifications: int = 0
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """One face on one frame, for display. ``distance`` is the latest known one."""
+
+    track_id: int
+    box: Box
+    confidence: float
+    state: FaceState
+    person_id: str | None = None
+    name: str | None = None
+    distance: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the worker found on one frame. ``detected``: the detector ran on it."""
+
+    frame_id: int
+    captured_at: float
+    wall_time: float
+    size: tuple[int, int]  # (width, height) of the frame the boxes refer to
+    faces: tuple[TrackedFace, ...]
+    detected: bool
+    processing_ms: float
+    latency_ms: float  # frame capture -> result ready
+    events: tuple[VerificationEvent, ...] = ()

@@ -34,8 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -44,7 +43,15 @@ from kiosk.errors import KioskError
 from kiosk.imaging import load_image
 from kiosk.recognition.embedder import FaceEmbedder
 from kiosk.recognition.tracking import IdentityVotes, Track, Tracker, Vote, iou
-from kiosk.recognition.types import Detection, PipelineStats, VerificationEvent
+from kiosk.recognition.types import (
+    Box,
+    Detection,
+    FaceState,
+    FrameResult,
+    PipelineStats,
+    TrackedFace,
+    VerificationEvent,
+)
 from kiosk.resources import resource
 from kiosk.settings import Settings
 
@@ -53,41 +60,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Box = tuple[float, float, float, float]
-FaceState = Literal["pending", "known", "unknown", "detection-only"]
 GROWTH_TO_REEMBED = 1.25  # re-embed a decided face once it is this much larger
 MIN_DETECTION_PX = 12  # the smallest face MTCNN's first network can see
 # Box sizes measured on a smaller copy or region are a few pixels off: a face measured
 # this much below min_face_px is still kept (and a tracked face may shrink a little).
 SIZE_TOLERANCE = 0.85
-
-
-@dataclass(frozen=True)
-class TrackedFace:
-    """One face on one frame, for display. ``distance`` is the latest known one."""
-
-    track_id: int
-    box: Box
-    confidence: float
-    state: FaceState
-    person_id: str | None = None
-    name: str | None = None
-    distance: float | None = None
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """What the worker found on one frame. ``detected``: the detector ran on it."""
-
-    frame_id: int
-    captured_at: float
-    wall_time: float
-    size: tuple[int, int]  # (width, height) of the frame the boxes refer to
-    faces: tuple[TrackedFace, ...]
-    detected: bool
-    processing_ms: float
-    latency_ms: float  # frame capture -> result ready
-    events: tuple[VerificationEvent, ...] = ()
 
 
 T = TypeVar("T")
@@ -363,6 +340,7 @@ class RecognitionWorker:
         self.on_ready = on_ready
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._reset = threading.Event()
         self._jobs: deque[tuple[Callable[[Recognizer], object], Future[object]]] = deque()
         self._jobs_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -400,9 +378,22 @@ class RecognitionWorker:
             self._thread = None
         return True
 
-    def request_reload(self) -> None:
-        """Reload the gallery on the worker thread before the next frame (thread-safe)."""
+    def request_reload(self, reset_tracks: bool = False) -> None:
+        """Reload the gallery on the worker thread before the next frame (thread-safe).
+
+        ``reset_tracks`` also forgets every track and its decision, so faces in view
+        are decided again against the new gallery (after an enrolment: the person
+        just registered is recognised at once, not after a change of mind).
+        """
+        if reset_tracks:
+            self._reset.set()
         self._reload.set()
+
+    @property
+    def alive(self) -> bool:
+        """The worker thread is running (loading models or processing frames)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def submit(self, job: Callable[[Recognizer], T]) -> Future[T]:
         """Run ``job(recognizer)`` on the worker thread between two frames (thread-safe).
@@ -509,6 +500,9 @@ class RecognitionWorker:
                     processor.recognizer.reload_gallery()
                 except KioskError as exc:
                     self._report(f"gallery reload failed: {exc}")
+                if self._reset.is_set():
+                    self._reset.clear()
+                    processor.reset()
             frame = self.buffer.take(timeout=0.1)
             if frame is None:
                 continue
