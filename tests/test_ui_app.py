@@ -1,0 +1,116 @@
+"""The kiosk window end to end (offscreen Qt): live picture, overlays, status, closing."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kiosk.settings import CameraSection, PipelineSection, Settings, TelemetrySection
+from tests.helpers import with_recognition
+from tests.video import face_patch, scene, write_video
+
+pytestmark = pytest.mark.slow
+THRESHOLD = 0.15  # see tests/test_worker.py: live frames with random FaceNet weights
+
+
+@pytest.fixture
+def ui_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(
+        with_recognition(settings, threshold=THRESHOLD),
+        camera=CameraSection(loop_files=True),
+        pipeline=PipelineSection(torch_threads=2),
+        telemetry=TelemetrySection(flush_interval_s=0.5),
+    )
+
+
+def ada_video(path: Path, astronaut: np.ndarray, frames: int = 40) -> Path:
+    """Ada drifting slowly across a 640x480 frame (a looping file source)."""
+    patch = face_patch(astronaut, 170)
+    return write_video(
+        path, [scene((640, 480), [(patch, 200 + 2 * i, 120)]) for i in range(frames)], fps=15
+    )
+
+
+def kiosk_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("kiosk")]
+
+
+def test_window_streams_the_video_with_overlays_and_closes_every_thread(
+    qtbot, ui_settings: Settings, make_recognizer, astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    from kiosk.ui.main_window import MainWindow
+
+    rec = make_recognizer(ui_settings)
+    rec.enroll("Ada", [("still", scene((640, 480), [(face_patch(astronaut, 170), 220, 120)]))])
+    video = ada_video(tmp_path / "ada.avi", astronaut)
+    window = MainWindow(ui_settings, source=str(video), recognizer=rec)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    qtbot.waitUntil(lambda: window.video.painted_frames >= 10, timeout=30_000)
+    qtbot.waitUntil(lambda: window.video.overlays_drawn > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: window.recent.count() >= 1, timeout=30_000)
+    assert "Ada" in window.recent.item(0).text()
+    # MLflow's first connection takes seconds (import, SQLite migrations); once it is up,
+    # closing must not wait for it.
+    qtbot.waitUntil(
+        lambda: window.status_labels["telemetry"].text() == "Telemetry: ok", timeout=90_000
+    )
+    window.refresh_status()
+    status = {k: label.text() for k, label in window.status_labels.items()}
+    assert status["camera"].startswith("Camera: live")
+    assert "CPU" in status["recognition"]
+    assert status["gallery"].startswith("Gallery: 1 people")
+    assert kiosk_threads(), "the pipeline runs on kiosk-* threads"
+
+    window.close()  # closeEvent stops everything (2 s budget)
+    assert window.controller.session is None
+    qtbot.waitUntil(lambda: not kiosk_threads(), timeout=2_000)
+
+
+def test_window_without_a_camera_says_so_and_offers_a_file(
+    qtbot, ui_settings: Settings, make_recognizer, tmp_path: Path
+) -> None:
+    from kiosk.ui.main_window import MainWindow
+
+    missing = tmp_path / "no-such-video.avi"
+    window = MainWindow(ui_settings, source=str(missing), recognizer=make_recognizer(ui_settings))
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    qtbot.waitUntil(lambda: window.source_panel.isVisible(), timeout=10_000)
+    assert "no-such-video.avi" in window.source_message.text()
+    assert window.status_labels["camera"].text() == "Camera: not available"
+    window.close()
+    assert not kiosk_threads()
+
+
+def test_window_shows_before_torch_or_mlflow_are_imported(tmp_path: Path) -> None:
+    code = f"""
+import sys
+from kiosk.settings import settings_for_data_dir
+from kiosk.ui.app import application
+from kiosk.ui.main_window import MainWindow
+app = application()
+window = MainWindow(settings_for_data_dir(__import__("pathlib").Path({str(tmp_path)!r})))
+window.show()
+app.processEvents()
+heavy = sorted(m for m in ("torch", "mlflow", "dvc", "facenet_pytorch") if m in sys.modules)
+print("visible", window.isVisible(), "heavy", heavy)
+window.shutdown()
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "visible True heavy []" in out.stdout
