@@ -324,3 +324,20 @@ def test_sigkill_mid_write_loses_no_committed_record(tmp_path: Path, round_: int
         new = record(s, "after", T0)
         assert new.id > max(stored)
         assert s.count() == len(stored) + 1
+
+
+def test_disk_full_is_reported_as_such(tmp_path: Path) -> None:
+    """SQLite's max_page_count makes a real SQLITE_FULL without filling the disk."""
+    with AttendanceStore(tmp_path / "a.sqlite3", tz=CET) as s:
+        first = record(s, "ada", T0)
+        conn = s._conn
+        assert conn is not None
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(AttendanceError, match="the disk is full") as info:
+            for i in range(10_000):
+                record(s, f"p{i}", T0 + i, name="x" * 500)
+        assert isinstance(info.value.__cause__, sqlite3.Error)
+        assert s.last_for("ada") == first  # the failed write was rolled back cleanly
+        conn.execute("PRAGMA max_page_count = 1073741823")
+        assert record(s, "bob", T0).person_id == "bob"  # and the store still works

@@ -279,3 +279,19 @@ def test_gate_real_exec_answered_by_timer(
     QTimer.singleShot(50, answer)
     assert gate.require(None, "export attendance")
     assert answered == [True]
+
+
+def test_gate_refuses_a_second_request_while_asking(
+    qtbot, auth: AdminAuth, audit: AuditLog, tmp_path: Path
+) -> None:
+    nested: list[bool] = []
+    gate: AdminGate
+
+    def answer(dialog: QDialog) -> None:
+        nested.append(gate.require(None, "leave attendance mode"))  # Esc pressed again
+        type_pin("2580")(dialog)
+
+    gate = make_gate(auth, audit, tmp_path, Runner(answer), Clock(0.0))
+    assert gate.require(None, "leave attendance mode")
+    assert nested == [False]
+    assert "a PIN dialog is open" in audit.read()[0]["detail"]

@@ -274,6 +274,7 @@ class AdminGate(QObject):
         self._clock = clock
         self._run = dialog_runner or _run_modal
         self._unlocked_at: float | None = None
+        self._asking = False
         # Tells listeners (a padlock in the status bar) when the window runs out.
         self._expiry = QTimer(self)
         self._expiry.setSingleShot(True)
@@ -285,7 +286,22 @@ class AdminGate(QObject):
         return self._clock() - self._unlocked_at < self._unlock_s
 
     def require(self, parent: QWidget | None, action: str) -> bool:
-        """True when the admin may do ``action`` now (asking for the PIN if needed)."""
+        """True when the admin may do ``action`` now (asking for the PIN if needed).
+
+        A request made while a PIN dialog is already open (Esc pressed twice in
+        attendance mode, a timer firing) is refused at once instead of stacking a
+        second dialog on the first.
+        """
+        if self._asking:
+            self.audit.write("admin.unlock", ok=False, detail=f"{action}: a PIN dialog is open")
+            return False
+        self._asking = True
+        try:
+            return self._require(parent, action)
+        finally:
+            self._asking = False
+
+    def _require(self, parent: QWidget | None, action: str) -> bool:
         try:
             is_set = self.auth.is_set()
         except AdminAuthError as exc:
