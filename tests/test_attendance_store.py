@@ -341,3 +341,29 @@ def test_disk_full_is_reported_as_such(tmp_path: Path) -> None:
         assert s.last_for("ada") == first  # the failed write was rolled back cleanly
         conn.execute("PRAGMA max_page_count = 1073741823")
         assert record(s, "bob", T0).person_id == "bob"  # and the store still works
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "expected"),
+    [
+        (sqlite3.SQLITE_READONLY, "attempt to write a readonly database", "is read-only"),
+        (sqlite3.SQLITE_CANTOPEN, "unable to open database file", "cannot open"),
+        (sqlite3.SQLITE_BUSY, "database is locked", "stayed locked by another program"),
+        (sqlite3.SQLITE_FULL, "database or disk is full", "the disk is full"),
+        (sqlite3.SQLITE_NOTADB, "file is not a database", "is not an attendance database"),
+    ],
+)
+def test_sqlite_errors_become_sentences(code: int, text: str, expected: str) -> None:
+    """Errors that need a read-only disk or a second process to provoke, mapped by code."""
+    from kiosk.attendance.store import _describe
+
+    exc = sqlite3.OperationalError(text)
+    exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+    message = _describe(exc, Path("/data/attendance.sqlite3"), "writing to")
+    assert expected in message and "/data/attendance.sqlite3" in message
+
+
+def test_directory_in_the_way_is_an_attendance_error(tmp_path: Path) -> None:
+    (tmp_path / "att.sqlite3").mkdir()
+    with pytest.raises(AttendanceError, match="attendance database"):
+        AttendanceStore(tmp_path / "att.sqlite3")
