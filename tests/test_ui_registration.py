@@ -180,6 +180,20 @@ def test_live_capture_is_gated_by_quality_and_saves_the_person(
     assert known == ([person.id], 5)
 
 
+def test_space_captures_but_types_a_space_in_the_name(qtbot, open_dialog) -> None:
+    dialog = open_dialog()
+    dialog.activateWindow()
+    qtbot.waitActive(dialog)
+    qtbot.waitUntil(dialog.capture_button.isEnabled, timeout=WAIT_MS)
+    dialog.shot_list.setFocus()
+    qtbot.keyClick(dialog.shot_list, Qt.Key.Key_Space)
+    assert len(dialog.shots) == 1
+    dialog.name_edit.setFocus()
+    qtbot.waitUntil(dialog.capture_button.isEnabled, timeout=WAIT_MS)
+    qtbot.keyClicks(dialog.name_edit, "Ada Lovelace")
+    assert dialog.name_edit.text() == "Ada Lovelace" and len(dialog.shots) == 1
+
+
 def test_delete_and_retake_replace_the_selected_shots(qtbot, open_dialog) -> None:
     dialog = open_dialog()
     capture(qtbot, dialog, 3)
@@ -289,6 +303,11 @@ def test_an_enrolment_error_lists_every_problem_and_keeps_the_shots(
     import_files(qtbot, dialog, frame_files(tmp_path, frames))
     qtbot.keyClicks(dialog.name_edit, "Ada")
     click(qtbot, dialog.save_button)
+    assert dialog.busy_label.text()  # busy, and nothing can be changed meanwhile
+    assert not any(
+        w.isEnabled()
+        for w in (dialog.save_button, dialog.name_edit, dialog.import_button, dialog.shot_list)
+    )
     qtbot.waitUntil(lambda: "Not saved" in dialog.message_label.text(), timeout=WAIT_MS)
     message = dialog.message_label.text()
     assert "frame1.png: no usable face found" in message

@@ -94,6 +94,8 @@ AUTO_CAPTURE_INTERVAL_S = 0.7
 #: least this much since the previous shot, so the shots are not five copies of one.
 AUTO_MIN_CHANGE = 0.04
 THUMB_SIZE = QSize(96, 96)
+#: What auto-capture asks for when the face has not changed since the last shot.
+VARY_GUIDANCE = "Good: now turn or tilt your head a little"
 
 DETECTION_ONLY_MESSAGE = (
     "Recognition is off: FaceNet's weights were not found, so nobody can be enrolled. "
@@ -477,20 +479,23 @@ class RegistrationDialog(QDialog):
             if self._retakes > 0:
                 self._retakes -= 1
                 self.capture()
-            elif self.auto_capture.isChecked() and self._wants_auto_shot(quality):
-                self.capture()
+            elif self.auto_capture.isChecked() and len(self._shots) < MIN_SHOTS:
+                self._auto_capture(quality)
         self._refresh()
 
-    def _wants_auto_shot(self, quality: ShotQuality) -> bool:
-        if len(self._shots) >= MIN_SHOTS or quality.detection is None:
-            return False
-        if time.monotonic() - self._last_shot_at < AUTO_CAPTURE_INTERVAL_S:
-            return False
+    def _auto_capture(self, quality: ShotQuality) -> None:
+        """Capture when the last shot is old enough and the face moved or turned since."""
+        if quality.detection is None:
+            return
         last = next((s for s in reversed(self.shots) if s.source == "camera"), None)
-        if last is None:
-            return True
-        turned = abs(pose(quality.detection)[0] - pose(last.detection)[0])
-        return max(motion(quality.detection, last.detection), turned) >= AUTO_MIN_CHANGE
+        if last is not None:
+            turned = abs(pose(quality.detection)[0] - pose(last.detection)[0])
+            if max(motion(quality.detection, last.detection), turned) < AUTO_MIN_CHANGE:
+                # A person who holds perfectly still would get five copies of one shot.
+                self._set_guidance(VARY_GUIDANCE, ok=True)
+                return
+        if time.monotonic() - self._last_shot_at >= AUTO_CAPTURE_INTERVAL_S:
+            self.capture()
 
     # -- shots ------------------------------------------------------------------------------
 
