@@ -47,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="camera index, video file or URL for the window (default: camera.source)",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check that models, MLflow, DVC, the attendance database and Qt all work here "
+        "(also inside the bundle); one line per check, exit 0 only if none fails",
+    )
+    parser.add_argument(
+        "--require-facenet",
+        action="store_true",
+        help="with --self-test: missing FaceNet weights (detection-only mode) fail the test",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("enroll", help="enrol a person from image files")
@@ -107,10 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
     except ConfigError as exc:
         print(f"kiosk: settings error: {exc}", file=sys.stderr)
-        if args.command is None:
+        if args.command is None and not args.self_test:
             _window_module().show_fatal("FaceKiosk: settings error", str(exc))
         return EXIT_USAGE
     _setup_logging(settings, args.verbose)
+    if args.self_test:
+        from kiosk.selftest import run as run_self_test
+
+        ok = run_self_test(settings, require_facenet=args.require_facenet, print_line=_print_now)
+        return EXIT_OK if ok else EXIT_ERROR
     if args.command is None:  # no command: the kiosk window
         return int(
             _window_module().run(settings, source=args.window_source, fullscreen=args.fullscreen)
@@ -124,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)
 
 
 def _window_module() -> Any:
