@@ -329,6 +329,19 @@ class AdminGate(QObject):
         self._mark_unlocked()
         return True
 
+    def ensure_pin_set(self, parent: QWidget | None) -> bool:
+        """True when an admin PIN exists; on first run, asks for one to be set.
+
+        Attendance mode is entered only after this: without a PIN nobody could leave it.
+        """
+        try:
+            if self.auth.is_set():
+                return True
+        except AdminAuthError as exc:
+            self._error(parent, str(exc))
+            return False
+        return self._first_pin(parent, "run the kiosk and leave attendance mode")
+
     def change_pin(self, parent: QWidget | None) -> bool:
         """Let the admin change the PIN (the current one is asked for in the dialog)."""
         dialog = SetPinDialog(self.auth, parent)
