@@ -77,9 +77,12 @@ class Answers:
         self.answers = list(answers)
         self.asked: list[str] = []
         self.notices: list[str] = []
+        self.locked: bool | None = None
 
-    def confirm(self, _parent: object, text: str) -> bool:
+    def confirm(self, parent: object, text: str) -> bool:
         self.asked.append(text)
+        if isinstance(parent, RegistrationDialog):  # the shots cannot change meanwhile
+            self.locked = not (parent.import_button.isEnabled() or parent.can_capture())
         return self.answers.pop(0)
 
     def notify(self, _parent: object, text: str) -> None:
@@ -252,6 +255,7 @@ def test_a_face_already_enrolled_is_a_question_and_save_anyway_saves(
     qtbot.waitUntil(lambda: len(answers.asked) == 1, timeout=WAIT_MS)
     assert answers.asked[0].startswith("This face already matches Ada (distance 0.")
     assert answers.asked[0].endswith("Save anyway?")
+    assert answers.locked is True
     assert "Not saved" in dialog.message_label.text()
     assert dialog.isVisible() and len(dialog.shots) == MIN_SHOTS
     assert len(GalleryStore(live_settings.gallery.dir).list_people()) == 1

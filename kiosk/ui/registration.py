@@ -639,16 +639,18 @@ class RegistrationDialog(QDialog):
         shots: list[Shot],
         future: Future[list[Duplicate]],
     ) -> None:
-        self._set_busy(None)
+        # Still busy while the question is open: the shots being checked cannot change.
         try:
             duplicates = future.result()
         except Exception as exc:
+            self._set_busy(None)
             self._save_failed(exc)
             return
         if duplicates:
             best = duplicates[0]
             text = f"This face already matches {best.name} (distance {best.distance:.2f})."
             if self._settings.gallery.duplicate_policy == "refuse":
+                self._set_busy(None)
                 self._show_message(
                     f"{text} It cannot be saved: gallery.duplicate_policy is 'refuse'. "
                     f"Remove {best.name} first if this is the same person.",
@@ -656,6 +658,7 @@ class RegistrationDialog(QDialog):
                 )
                 return
             if not self._confirm(self, f"{text} Save anyway?"):
+                self._set_busy(None)
                 self._show_message(f"{text} Not saved.", error=False)
                 return
         name, staff_id = fields
