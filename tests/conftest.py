@@ -71,29 +71,9 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def facenet_weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An InceptionResnetV1 state dict with random (seeded) weights, saved like the release."""
-    import torch
-    from facenet_pytorch import InceptionResnetV1
+    from tests.weights import write_random_facenet
 
-    torch.manual_seed(1234)
-    model = InceptionResnetV1(pretrained=None, classify=False)
-    # Untrained BatchNorm statistics make every output the same vector. Calibrate them on
-    # smooth random images (as training would), so different faces get different embeddings.
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    noise = torch.rand(24, 3, 160, 160, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.no_grad():
-        model(
-            torch.nn.functional.interpolate(
-                torch.nn.functional.avg_pool2d(noise, 8), size=160, mode="bilinear"
-            )
-        )
-    model.eval()
-    path = tmp_path_factory.mktemp("weights") / "random-facenet.pt"
-    torch.save(model.state_dict(), path)
-    return path
+    return write_random_facenet(tmp_path_factory.mktemp("weights") / "random-facenet.pt")
 
 
 @pytest.fixture

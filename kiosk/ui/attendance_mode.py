@@ -22,14 +22,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QImage, QKeyEvent, QPixmap
-from PySide6.QtWidgets import QLabel, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeyEvent, QPixmap
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStackedLayout, QVBoxLayout, QWidget
 
 from kiosk.camera.frames import Frame
 from kiosk.recognition.types import FrameResult
 from kiosk.settings import Settings
-from kiosk.ui.video import VideoView, to_qimage
+from kiosk.ui.frame_image import to_qpixmap
+from kiosk.ui.video import VideoView
 
 if TYPE_CHECKING:
     from kiosk.attendance.recorder import AttendanceOutcome
@@ -76,12 +77,18 @@ class AttendanceWindow(QWidget):
         self.banner.setWordWrap(True)
         self.photo = QLabel(self)
         self.photo.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.card = QFrame(self)  # photo and message side by side under the picture
+        self.card.setObjectName("card")
+        card_layout = QHBoxLayout(self.card)
+        card_layout.setContentsMargins(24, 16, 24, 16)
+        card_layout.addWidget(self.photo)
+        card_layout.addWidget(self.banner, 1)
         live = QWidget(self)
         live_layout = QVBoxLayout(live)
-        live_layout.setContentsMargins(0, 0, 0, 0)
+        live_layout.setContentsMargins(24, 24, 24, 24)
+        live_layout.setSpacing(16)
         live_layout.addWidget(self.video, 1)
-        live_layout.addWidget(self.photo)
-        live_layout.addWidget(self.banner)
+        live_layout.addWidget(self.card)
         self.idle = QLabel(self)
         self.idle.setObjectName("idle")
         self.idle.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -91,7 +98,7 @@ class AttendanceWindow(QWidget):
         self._hide_banner()
         self.setStyleSheet(
             "#attendance { background:#111418; }"
-            "#banner { font-size:40px; font-weight:600; padding:28px; border-radius:14px; }"
+            "#banner { font-size:44px; font-weight:600; padding:28px; border-radius:14px; }"
             "#idle { color:#d0d3d4; font-size:44px; background:#111418; }"
         )
         self._timer = QTimer(self)
@@ -142,7 +149,8 @@ class AttendanceWindow(QWidget):
         self.notice = text
         self.video.set_placeholder(text or "")
 
-    def _face_photo(self, box: tuple[float, float, float, float]) -> QImage | None:
+    def _face_photo(self, box: tuple[float, float, float, float]) -> QPixmap | None:
+        """The person's face from the newest frame (they are still in front of the camera)."""
         frame = self._latest_frame()
         if frame is None:
             return None
@@ -153,22 +161,16 @@ class AttendanceWindow(QWidget):
         right, bottom = int(min(w, x2 + pad)), int(min(h, y2 + pad))
         if right - left < 8 or bottom - top < 8:
             return None
-        return to_qimage(frame.image[top:bottom, left:right])
+        return to_qpixmap(frame.image[top:bottom, left:right], QSize(FACE_PHOTO_PX, FACE_PHOTO_PX))
 
-    def _show_banner(self, kind: str, text: str, photo: QImage | None) -> None:
+    def _show_banner(self, kind: str, text: str, photo: QPixmap | None) -> None:
         self.banner_kind = kind
         self.banner.setText(text)
-        self.banner.setStyleSheet(BANNER_STYLES[kind])
-        self.banner.show()
+        self.card.setStyleSheet(f"#card {{ {BANNER_STYLES[kind]} border-radius:14px; }}")
+        self.banner.setStyleSheet("background:transparent; color:white;")
+        self.card.show()
         if photo is not None and kind != "unknown":
-            self.photo.setPixmap(
-                QPixmap.fromImage(photo).scaled(
-                    FACE_PHOTO_PX,
-                    FACE_PHOTO_PX,
-                    Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation,
-                )
-            )
+            self.photo.setPixmap(photo)
             self.photo.show()
         else:
             self.photo.hide()
@@ -178,8 +180,7 @@ class AttendanceWindow(QWidget):
 
     def _hide_banner(self) -> None:
         self.banner_kind = None
-        self.banner.hide()
-        self.photo.hide()
+        self.card.hide()
 
     def _tick(self) -> None:
         now = self._clock()

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import numpy as np
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from kiosk.camera.frames import Frame
 from kiosk.recognition.types import FaceState, FrameResult, TrackedFace
+from kiosk.ui.frame_image import to_qimage
 
 #: Overlays older than this are not drawn: the faces they describe may have left.
 OVERLAY_MAX_AGE_S = 1.0
@@ -30,13 +30,6 @@ STATE_COLOURS: dict[FaceState, QColor] = {
     "pending": QColor(236, 240, 241),
     "detection-only": QColor(52, 152, 219),
 }
-
-
-def to_qimage(rgb: np.ndarray) -> QImage:
-    """An RGB uint8 array as a QImage that owns its pixels (safe after ``rgb`` changes)."""
-    rgb = np.ascontiguousarray(rgb)
-    height, width = rgb.shape[:2]
-    return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
 def face_label(face: TrackedFace, show_distance: bool) -> str:
@@ -102,6 +95,11 @@ class VideoView(QWidget):
 
     def current_image(self) -> QImage | None:
         return self._image
+
+    @property
+    def result(self) -> FrameResult | None:
+        """The recognition result drawn over the picture now."""
+        return self._result
 
     def _poll(self) -> None:
         frame = self._latest_frame()
