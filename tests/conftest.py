@@ -121,3 +121,19 @@ def make_recognizer(shared_models):
 def recognizer(settings: Settings, make_recognizer):
     """A Recognizer on the test's own data dir."""
     return make_recognizer(settings)
+
+
+@pytest.fixture
+def ui_settings(settings: Settings) -> Settings:
+    """Settings for window tests: live threshold for random weights, looping files."""
+    import dataclasses
+
+    from kiosk.settings import CameraSection, PipelineSection, TelemetrySection
+
+    return dataclasses.replace(
+        settings,
+        recognition=dataclasses.replace(settings.recognition, threshold=0.15),  # test_worker.py
+        camera=CameraSection(loop_files=True),
+        pipeline=PipelineSection(torch_threads=2),
+        telemetry=TelemetrySection(flush_interval_s=0.5),
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import threading
@@ -11,31 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiosk.settings import CameraSection, PipelineSection, Settings, TelemetrySection
-from tests.helpers import with_recognition
-from tests.video import face_patch, scene, write_video
+from kiosk.settings import Settings
+from tests.video import ada_video, face_patch, scene
 
 pytestmark = pytest.mark.slow
-THRESHOLD = 0.15  # see tests/test_worker.py: live frames with random FaceNet weights
-
-
-@pytest.fixture
-def ui_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(
-        with_recognition(settings, threshold=THRESHOLD),
-        camera=CameraSection(loop_files=True),
-        pipeline=PipelineSection(torch_threads=2),
-        telemetry=TelemetrySection(flush_interval_s=0.5),
-    )
-
-
-def ada_video(path: Path, astronaut: np.ndarray, frames: int = 40, height: int = 170) -> Path:
-    """Ada drifting slowly across a 640x480 frame (a looping file source)."""
-    patch = face_patch(astronaut, height)
-    y = (480 - height) // 2
-    return write_video(
-        path, [scene((640, 480), [(patch, 200 + 2 * i, y)]) for i in range(frames)], fps=15
-    )
 
 
 def kiosk_threads() -> list[str]:

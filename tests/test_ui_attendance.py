@@ -17,7 +17,7 @@ from kiosk.camera.source import ArraySource
 from kiosk.recognition.gallery import GalleryStore
 from kiosk.settings import AdminSection, AttendanceSection, Settings, TelemetrySection
 from kiosk.ui.admin_dialogs import AdminGate, PinDialog
-from tests.test_ui_app import ada_video, ui_settings  # noqa: F401  (fixture)
+from tests.video import ada_video
 
 pytestmark = pytest.mark.slow
 PIN = "2468"
@@ -55,7 +55,7 @@ def test_register_in_the_dialog_then_attendance_mode_records_once_and_welcomes(
     ui_settings: Settings,
     make_recognizer,
     astronaut: np.ndarray,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     from kiosk.ui.main_window import MainWindow
 

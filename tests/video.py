@@ -61,3 +61,12 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path:
     finally:
         writer.release()
     return path
+
+
+def ada_video(path: Path, astronaut: np.ndarray, frames: int = 40, height: int = 170) -> Path:
+    """Ada drifting slowly across a 640x480 frame (a looping file source)."""
+    patch = face_patch(astronaut, height)
+    y = (480 - height) // 2
+    return write_video(
+        path, [scene((640, 480), [(patch, 200 + 2 * i, y)]) for i in range(frames)], fps=15
+    )
