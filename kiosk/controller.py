@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from kiosk.recognition.types import FrameResult, PipelineStats, VerificationEvent
     from kiosk.session import KioskSession
     from kiosk.sync.sync import SyncStatus
-    from kiosk.telemetry import TelemetryStatus
+    from kiosk.telemetry import TelemetrySink, TelemetryStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -113,6 +113,7 @@ class KioskController:
         self._closing = threading.Event()
         self._restart_delay = RESTART_INITIAL_S
         self._restart_at: float | None = None
+        self._stopped_sinks: list[TelemetrySink] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -248,7 +249,20 @@ class KioskController:
             session, self.session = self.session, None
         if session is None:
             return True
-        return session.stop(timeout=timeout)
+        stopped = session.stop(timeout=timeout)
+        self._stopped_sinks.append(session.telemetry)
+        return stopped
+
+    def finish_telemetry(self, timeout: float) -> bool:
+        """Before the process exits: give telemetry threads that were still connecting to
+        MLflow when their session stopped up to ``timeout`` s to spool their records."""
+        deadline = time.monotonic() + timeout
+        done = all(
+            s.wait_closed(max(0.0, deadline - time.monotonic())) for s in self._stopped_sinks
+        )
+        if not done:
+            log.warning("telemetry still busy after %.0f s; its last records may be lost", timeout)
+        return done
 
     @property
     def running(self) -> bool:

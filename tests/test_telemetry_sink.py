@@ -444,3 +444,35 @@ def test_an_unexpected_failure_costs_one_cycle_not_the_thread(tmp_path: Path) ->
     assert sink.status().state == "ok"
     sink.close()
     assert [len(steps(r, "distance")) for r in fake.runs.values()] == [0, 1]
+
+
+def test_closing_while_mlflow_still_opens_loses_nothing_if_the_process_waits(
+    tmp_path: Path,
+) -> None:
+    opened = threading.Event()
+    release = threading.Event()
+    fake = FakeBackend()
+
+    def slow_first_connection(uri: str) -> FakeBackend:  # like importing MLflow + migrations
+        opened.set()
+        release.wait(10)
+        return fake
+
+    sink = TelemetrySink(
+        telemetry_settings(tmp_path, flush_events=1), backend_factory=slow_first_connection
+    )
+    sink.start()
+    sink.start_session(INFO)
+    for i in range(5):
+        sink.submit(event(i))
+    assert opened.wait(10)
+    sink.close(timeout=0.3)  # the window closes; the connection cannot be interrupted
+    assert not sink.wait_closed(0.1)
+    release.set()
+    assert sink.wait_closed(10)  # what the app does before exiting
+    assert sink.status().spooled > 0
+
+    sink2, _ = make_sink(tmp_path, fake)
+    assert sink2.flush(30)
+    sink2.close()
+    assert steps(only_run(fake), "distance") == [0, 1, 2, 3, 4]

@@ -279,6 +279,22 @@ class TelemetrySink:
         else:
             self._thread = None
 
+    def wait_closed(self, timeout: float) -> bool:
+        """After :meth:`close` timed out: wait up to ``timeout`` s more for the thread.
+
+        A thread still opening MLflow (import, first SQLite migration: seconds) cannot be
+        interrupted; once that returns it spools what is left and ends. A process about
+        to exit waits here so those records reach the spool instead of vanishing.
+        """
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
+
     def status(self) -> TelemetryStatus:
         with self._lock:
             state, error = self._state, self._last_error

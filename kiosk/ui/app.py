@@ -24,6 +24,7 @@ from kiosk.resources import resources_dir
 from kiosk.settings import Settings
 
 log = logging.getLogger(__name__)
+TELEMETRY_EXIT_WAIT_S = 15.0
 
 
 def application() -> QApplication:
@@ -97,6 +98,9 @@ def run(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         window.shutdown()
+        # The window is gone; a telemetry thread still opening MLflow gets a little longer
+        # to spool its records before the process exits (daemon threads die with it).
+        window.controller.finish_telemetry(timeout=TELEMETRY_EXIT_WAIT_S)
 
 
 def _stop_if_asked(stop_requested: list[int], window: object, app: QApplication) -> None:
