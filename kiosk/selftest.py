@@ -156,6 +156,7 @@ def _model_checks(settings: Settings, require_facenet: bool) -> Iterator[Check]:
         recognizer = Recognizer.create(settings)
     except KioskError as exc:
         yield Check("fail", "MTCNN", str(exc))
+        yield Check("fail", "FaceNet", "not checked: the models could not be loaded (above)")
         return
     loaded_s = time.perf_counter() - started
     detected = _selftest_check(recognizer.detector.detect)
