@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -93,3 +94,35 @@ window.shutdown()
     )
     assert out.returncode == 0, out.stderr
     assert "visible True heavy []" in out.stdout
+
+
+def test_a_saved_enrolment_is_audited_reloaded_and_published_to_the_fleet(
+    qtbot, ui_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kiosk.sync
+    from kiosk.admin import AuditLog
+    from kiosk.recognition.gallery import Person
+    from kiosk.recognition.recognizer import EnrollResult
+    from kiosk.ui.main_window import MainWindow
+
+    published = []
+
+    def fake_publish(settings: Settings, *, author: str = "", stop=None) -> str:
+        published.append((threading.current_thread().name, author))
+        return "published 1 change as v2"
+
+    monkeypatch.setattr(kiosk.sync, "publish", fake_publish)
+    settings = dataclasses.replace(
+        ui_settings, gallery=dataclasses.replace(ui_settings.gallery, repo="/srv/registry")
+    )
+    window = MainWindow(settings)  # not started: only the enrolment's follow-up runs
+    qtbot.addWidget(window)
+    reloads = []
+    monkeypatch.setattr(window.controller, "request_reload", lambda **kw: reloads.append(kw))
+    window._on_person_saved(EnrollResult(Person("ada-1", "Ada", None, "2026-12-03", ())))
+    qtbot.waitUntil(lambda: "Published" in window.statusBar().currentMessage(), timeout=5000)
+    assert published == [("kiosk-publish", f"{settings.kiosk.id} admin")]
+    assert reloads == [{"reset_tracks": True}]
+    audit = AuditLog(settings.audit_log, settings.kiosk.id).read()
+    assert [(a["action"], a["detail"]) for a in audit] == [("person.enrol", "Ada (ada-1)")]
+    window.close()

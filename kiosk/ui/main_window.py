@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ATTENDANCE_OFF = "Attendance: not recording (window mode)"
 RECENT_MAX = 50  # verifications kept in the side list
 STATUS_INTERVAL_MS = 1000
 HEALTH_INTERVAL_MS = 1000
@@ -130,7 +131,7 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(label, 1 if key == "mode" else 0)
         self._set_status("camera", f"Camera: starting ({self.controller.source_spec})")
         self._set_status("recognition", "Recognition: loading…")
-        self._set_status("attendance", "Not recording attendance (attendance mode is off)")
+        self._set_status("attendance", ATTENDANCE_OFF)
         self._build_actions()
         self._connect_bridge()
 
@@ -254,10 +255,13 @@ class MainWindow(QMainWindow):
     def _on_camera_status(self, status: CameraStatus) -> None:
         self.camera_state = state = status.state.value
         text = f"Camera: {state}"
+        self.status_labels["camera"].setToolTip(status.message)
         if state in ("lost", "reconnecting") and status.message:
-            text += f": {status.message}"
+            if status.retry_in_s:
+                text += f", retrying in {status.retry_in_s:.0f} s"
             if self.video.current_image() is None:
                 self._show_source_panel(status.message)
+                self.video.set_placeholder(f"No picture from {status.source}.")
         elif state == "live":
             self.source_panel.hide()
             if self.recognizer is not None:
@@ -268,7 +272,8 @@ class MainWindow(QMainWindow):
 
     def _on_ready(self, recognizer: Recognizer) -> None:
         self.recognizer = recognizer
-        self.video.set_placeholder("")
+        if self.camera_state == "live":
+            self.video.set_placeholder("")
         if self.attendance_window is not None:
             self.attendance_window.set_notice(None)
         self.refresh_status()
@@ -332,11 +337,12 @@ class MainWindow(QMainWindow):
                 gallery += ", local"
             self._set_status("gallery", gallery)
             if rec.detection_only:
-                reason = str(rec.model_error).splitlines()[0] if rec.model_error else ""
-                self._set_status(
-                    "mode",
-                    "Detection only: FaceNet weights not found. Fix: set "
-                    "recognition.weights_path or run `dvc pull` (kiosk doctor). " + reason,
+                self._set_status("mode", "Detection only: no FaceNet weights (hover for the fix)")
+                self.status_labels["mode"].setStyleSheet("color:#c0392b; font-weight:600;")
+                self.status_labels["mode"].setToolTip(
+                    "Faces are found but nobody is named. Fix: put the FaceNet weights where "
+                    "recognition.weights_path says, or `dvc pull` them in a fleet; "
+                    "`kiosk doctor` lists every place it looked.\n\n" + str(rec.model_error or "")
                 )
             else:
                 self._set_status("mode", "")
@@ -470,6 +476,7 @@ class MainWindow(QMainWindow):
         window.exit_requested.connect(self._leave_requested)
         self.attendance_window = window
         self.controller.recording.set()
+        self._set_status("attendance", "Attendance: recording")
         self.audit.write("attendance.enter")
         self.gate.lock()
         window.show_on_screen(self.settings.ui.screen)
@@ -490,7 +497,7 @@ class MainWindow(QMainWindow):
             window.leave()
             window.deleteLater()
         self.audit.write("attendance.leave")
-        self._set_status("attendance", "Not recording attendance (attendance mode is off)")
+        self._set_status("attendance", ATTENDANCE_OFF)
         self.show()
 
     # -- closing ---------------------------------------------------------------------------
