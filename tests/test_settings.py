@@ -131,3 +131,47 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.recognition.threshold = 0.1  # type: ignore[misc]
     assert isinstance(s, Settings)
+
+
+def test_saving_merges_typed_values_into_the_file_atomically(tmp_path: Path) -> None:
+    from kiosk.settings import save_settings_file
+
+    path = tmp_path / "config.toml"
+    path.write_text('[kiosk]\nid = "north-door"\n\n[camera]\nsource = "1"\n', encoding="utf-8")
+    saved = save_settings_file(
+        path,
+        {
+            "recognition.threshold": "0.85",
+            "ui.fullscreen": "true",
+            "attendance.cooldown_s": "600",
+            "kiosk.id": 'Door "B" / Ünïcode',
+        },
+    )
+    assert saved.recognition.threshold == 0.85 and saved.ui.fullscreen is True
+    reloaded = load_settings(env={}, config_path=path)
+    assert reloaded.camera.source == "1"  # untouched keys are kept
+    assert reloaded.kiosk.id == 'Door "B" / Ünïcode'
+    assert reloaded.attendance.cooldown_s == 600.0
+    assert not list(tmp_path.glob("*.new"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"recognition.threshold": "lots"}, "expected a number"),
+        ({"attendance.cooldown_s": "-1"}, "out of range"),
+        ({"camera.nope": "1"}, "unknown key 'nope'"),
+        ({"nosuch.key": "1"}, "unknown setting nosuch.key"),
+    ],
+)
+def test_saving_a_wrong_value_changes_nothing(
+    tmp_path: Path, changes: dict[str, str], expected: str
+) -> None:
+    from kiosk.settings import save_settings_file
+
+    path = tmp_path / "config.toml"
+    path.write_text('[kiosk]\nid = "north-door"\n', encoding="utf-8")
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match=expected):
+        save_settings_file(path, changes)
+    assert path.read_bytes() == before
