@@ -29,7 +29,9 @@ def test_window_streams_the_video_with_overlays_and_closes_every_thread(
     rec = make_recognizer(ui_settings)
     rec.enroll("Ada", [("still", scene((640, 480), [(face_patch(astronaut, 170), 220, 120)]))])
     video = ada_video(tmp_path / "ada.avi", astronaut)
-    window = MainWindow(ui_settings, source=str(video), recognizer=rec)
+    # No recognizer given: the window loads MTCNN and the random FaceNet state dict from
+    # recognition.weights_path through the real loader, on its own threads.
+    window = MainWindow(ui_settings, source=str(video))
     qtbot.addWidget(window)
     window.show()
     window.start()
