@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -39,3 +41,13 @@ def no_face(shape: tuple[int, int] = (480, 640)) -> np.ndarray:
     return np.ascontiguousarray(
         np.stack([ramp, ramp[::-1], np.full_like(ramp, 90)], -1).astype(np.uint8)
     )
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> bool:
+    """Poll ``condition`` every 20 ms until it is true or ``timeout`` s passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return bool(condition())

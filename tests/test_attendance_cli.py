@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import time
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from kiosk.attendance import AttendanceStore
 from kiosk.cli import main
+from tests.attendance_helpers import berlin_time, fill, local_ts  # noqa: F401
 
-
-def local_ts(*args: int) -> float:
-    """Epoch seconds of a local (system zone) wall-clock time."""
-    return datetime(*args).astimezone().timestamp()  # type: ignore[misc]
-
-
-@pytest.fixture(autouse=True)
-def berlin_time() -> Iterator[None]:
-    """Run in a zone that is not UTC, so a day bound taken in UTC would show."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("berlin_time")
 
 
 @pytest.fixture
@@ -41,22 +21,16 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KIOSK_PATHS_DATA_DIR", str(data))
     monkeypatch.setenv("KIOSK_KIOSK_ID", "north")
     with AttendanceStore(data / "attendance.sqlite3") as store:
-        for person, name, ts in [
-            ("ada", "Lovelace, Ada", local_ts(2026, 12, 1, 23, 59, 59)),
-            ("grace", "=cmd|' /C calc'!A0", local_ts(2026, 12, 2, 0, 0, 0)),
-            ("ada", "Lovelace, Ada", local_ts(2026, 12, 2, 8, 57, 0)),
-            ("linus", "Linus 🐧", local_ts(2026, 12, 3, 0, 0, 0)),
-        ]:
-            store.record(
-                person,
-                name,
-                wall_time=ts,
-                distance=0.5,
-                threshold=0.9,
-                kiosk_id="north",
-                gallery_version="g1",
-                model_fingerprint="m1",
-            )
+        fill(
+            store,
+            [
+                ("ada", "Lovelace, Ada", local_ts(2026, 12, 1, 23, 59, 59)),
+                ("grace", "=cmd|' /C calc'!A0", local_ts(2026, 12, 2, 0, 0, 0)),
+                ("ada", "Lovelace, Ada", local_ts(2026, 12, 2, 8, 57, 0)),
+                ("linus", "Linus 🐧", local_ts(2026, 12, 3, 0, 0, 0)),
+            ],
+            distance=0.5,
+        )
     return data
 
 

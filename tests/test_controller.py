@@ -16,18 +16,10 @@ from kiosk.controller import ControllerCallbacks, KioskController
 from kiosk.errors import KioskError
 from kiosk.recognition import Recognizer
 from kiosk.settings import Settings, TelemetrySection
+from tests.helpers import wait_until
 from tests.video import ada_video, face_patch, scene
 
 pytestmark = pytest.mark.slow
-
-
-def wait_until(condition, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from kiosk.recognition.types import VerificationEvent
 from kiosk.session import KioskSession
 from kiosk.settings import PipelineSection, Settings, TelemetrySection
 from kiosk.telemetry import FakeBackend, TelemetrySink
-from tests.helpers import with_recognition, write_image
+from tests.helpers import wait_until, with_recognition, write_image
 from tests.video import face_patch, scene, two_people_walking, write_video
 
 pytestmark = pytest.mark.slow
@@ -39,15 +39,6 @@ def live_settings(settings: Settings) -> Settings:
 @pytest.fixture
 def still(astronaut: np.ndarray) -> np.ndarray:
     return scene((640, 480), [(face_patch(astronaut, 150), 200, 100)])
-
-
-def wait_until(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def test_session_sends_each_verification_to_one_telemetry_run(

@@ -7,9 +7,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import csv
-import time
-from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -21,47 +19,27 @@ from kiosk.attendance import AttendanceStore
 from kiosk.settings import AdminSection, settings_for_data_dir
 from kiosk.ui.admin_dialogs import AdminGate, PinDialog
 from kiosk.ui.attendance_log import AttendanceLogDialog
+from tests.attendance_helpers import berlin_time, fill, local_ts  # noqa: F401
 
 TODAY = date(2026, 12, 3)
 
 
-@pytest.fixture(autouse=True)
-def berlin_time() -> Iterator[None]:
-    """Run in a zone that is not UTC, so a day filter taken in UTC would show."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
-
-
-def local_ts(*args: int) -> float:
-    return datetime(*args).astimezone().timestamp()  # type: ignore[misc]
+pytestmark = pytest.mark.usefixtures("berlin_time")
 
 
 @pytest.fixture
 def store(tmp_path: Path):
     with AttendanceStore(tmp_path / "att.sqlite3") as s:
-        for person, name, ts in [
-            ("ada", "Ada Lovelace", local_ts(2026, 12, 2, 23, 59, 59)),
-            ("grace", 'Grace, "Amazing" Hopper', local_ts(2026, 12, 3, 0, 0, 0)),
-            ("linus", "=Linus", local_ts(2026, 12, 3, 8, 57, 0)),
-            ("ada", "Ada Lovelace", local_ts(2026, 12, 4, 0, 0, 0)),
-        ]:
-            s.record(
-                person,
-                name,
-                wall_time=ts,
-                distance=0.4321,
-                threshold=0.9,
-                kiosk_id="north",
-                gallery_version="g1",
-                model_fingerprint="m1",
-            )
+        fill(
+            s,
+            [
+                ("ada", "Ada Lovelace", local_ts(2026, 12, 2, 23, 59, 59)),
+                ("grace", 'Grace, "Amazing" Hopper', local_ts(2026, 12, 3, 0, 0, 0)),
+                ("linus", "=Linus", local_ts(2026, 12, 3, 8, 57, 0)),
+                ("ada", "Ada Lovelace", local_ts(2026, 12, 4, 0, 0, 0)),
+            ],
+            distance=0.4321,
+        )
         yield s
 
 
