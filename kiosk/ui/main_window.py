@@ -257,8 +257,7 @@ class MainWindow(QMainWindow):
         text = f"Camera: {state}"
         self.status_labels["camera"].setToolTip(status.message)
         if state in ("lost", "reconnecting") and status.message:
-            if status.retry_in_s:
-                text += f", retrying in {status.retry_in_s:.0f} s"
+            text += ", retrying"  # the camera thread reconnects by itself (with backoff)
             if self.video.current_image() is None:
                 self._show_source_panel(status.message)
                 self.video.set_placeholder(f"No picture from {status.source}.")
