@@ -6,9 +6,10 @@
   and system libraries a kiosk uses) on a video file, an X screenshot shows the video
   frames, and SIGTERM closes it cleanly (exit status 0).
 
-These tests need the bundle, which takes minutes to build, so they run where one was just
-built: ``KIOSK_BUNDLE=<the bundle's folder>``. ``.ci/run`` builds it and sets the variable,
-so in CI they always run; elsewhere they are skipped with that reason. The screenshot is
+The bundle tests need the bundle, which takes minutes to build, so they run where one was
+just built: ``KIOSK_BUNDLE=<the bundle's folder>``. ``.ci/run`` builds it and sets the
+variable, so in CI they always run; elsewhere they are skipped with that reason. The
+desktop-entry test needs no bundle (a stand-in folder) and always runs. The screenshot is
 kept as ``build/bundle-screenshot.png`` (README: ``docs/screenshots/bundle.png`` is one).
 """
 
@@ -31,14 +32,11 @@ BUNDLE = os.environ.get("KIOSK_BUNDLE", "")
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "build" / "bundle-screenshot.png"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not BUNDLE,
-        reason="no bundle: run scripts/build-bundle, then KIOSK_BUNDLE=dist/FaceKiosk "
-        "(.ci/run does both)",
-    ),
-]
+needs_bundle = pytest.mark.skipif(
+    not BUNDLE,
+    reason="no bundle: run scripts/build-bundle, then KIOSK_BUNDLE=dist/FaceKiosk "
+    "(.ci/run does both)",
+)
 
 
 @pytest.fixture
@@ -75,6 +73,8 @@ def run_self_test(program: Path, env: dict[str, str], *args: str) -> tuple[int, 
     return proc.returncode, proc.stdout.splitlines()
 
 
+@pytest.mark.slow
+@needs_bundle
 def test_bundle_self_test_passes_in_detection_only_mode(
     program: Path, clean_env: dict[str, str]
 ) -> None:
@@ -92,6 +92,8 @@ def test_bundle_self_test_passes_in_detection_only_mode(
     assert (Path(clean_env["KIOSK_PATHS_DATA_DIR"]) / "mlflow.db").is_file()
 
 
+@pytest.mark.slow
+@needs_bundle
 def test_bundle_self_test_loads_facenet_weights(
     program: Path, clean_env: dict[str, str], facenet_weights_file: Path
 ) -> None:
@@ -159,6 +161,8 @@ def scene_background_share(rgb: np.ndarray) -> tuple[float, float]:
     return float(left.mean()), float(right.mean())
 
 
+@pytest.mark.slow
+@needs_bundle
 def test_bundle_window_shows_a_video_under_xvfb_and_stops_on_sigterm(
     program: Path,
     clean_env: dict[str, str],
@@ -216,3 +220,35 @@ def test_bundle_window_shows_a_video_under_xvfb_and_stops_on_sigterm(
     assert rgb.std() > 20, "the screenshot is (nearly) one flat colour"
     left, right = scene_background_share(rgb)
     assert left > 0.005 and right > 0.005, (left, right, "no video frame on the screen")
+
+
+def test_install_desktop_writes_menu_and_autostart_entries_for_any_path(tmp_path: Path) -> None:
+    """scripts/install-desktop: the bundle's absolute path, quoted as the Desktop Entry
+    spec wants (a space and a ``$`` in it), a menu entry and a fullscreen autostart."""
+    bundle = tmp_path / "Face Kiosk $1"
+    (bundle / "_internal" / "resources").mkdir(parents=True)
+    shutil.copy(ROOT / "resources" / "facekiosk.desktop", bundle / "_internal" / "resources")
+    shutil.copy(ROOT / "resources" / "icon.png", bundle / "_internal" / "resources")
+    (bundle / "FaceKiosk").write_text("#!/bin/sh\n")
+    (bundle / "FaceKiosk").chmod(0o755)
+    home = tmp_path / "home"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+    script = str(ROOT / "scripts" / "install-desktop")
+
+    subprocess.run([script, str(bundle), "--autostart"], env=env, check=True, timeout=60)
+
+    menu = home / ".local" / "share" / "applications" / "facekiosk.desktop"
+    autostart = home / ".config" / "autostart" / "facekiosk.desktop"
+    quoted = f'"{bundle}/FaceKiosk"'.replace("$", "\\\\$")
+    menu_lines = menu.read_text().splitlines()
+    assert f"Exec={quoted}" in menu_lines
+    assert f"Icon={bundle}/_internal/resources/icon.png" in menu_lines
+    auto_lines = autostart.read_text().splitlines()
+    assert f"Exec={quoted} --fullscreen" in auto_lines
+    assert "X-GNOME-Autostart-enabled=true" in auto_lines
+    validate = shutil.which("desktop-file-validate")
+    assert validate, "desktop-file-validate is not installed: run scripts/system-deps"
+    subprocess.run([validate, str(menu), str(autostart)], check=True, timeout=60)
+
+    subprocess.run([script, "--uninstall"], env=env, check=True, timeout=60)
+    assert not menu.exists() and not autostart.exists()
