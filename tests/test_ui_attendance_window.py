@@ -116,3 +116,15 @@ def test_escape_and_closing_only_ask_to_leave(qtbot, screen) -> None:
     assert window.isVisible()
     window.leave()
     assert not window.isVisible()
+
+
+def test_labels_show_the_distance_only_when_there_is_one() -> None:
+    from kiosk.ui.video import face_label
+
+    known = TrackedFace(1, BOX, 0.99, "known", "ada-1", "Ada", 0.412)
+    assert face_label(known, show_distance=True) == "Ada  0.41"
+    assert face_label(known, show_distance=False) == "Ada"
+    empty_gallery = TrackedFace(2, BOX, 0.99, "unknown", distance=float("inf"))
+    assert face_label(empty_gallery, show_distance=True) == "unknown"
+    assert face_label(TrackedFace(3, BOX, 0.87, "detection-only"), True) == "face 0.87"
+    assert face_label(TrackedFace(4, BOX, 0.99, "pending"), True) == "…"

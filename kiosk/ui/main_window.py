@@ -14,6 +14,7 @@ for the PIN and writes the audit log.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -285,7 +286,8 @@ class MainWindow(QMainWindow):
     def _on_event(self, event: VerificationEvent) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.wall_time))
         who = event.name if event.is_match and event.name else "unknown"
-        self.recent.insertItem(0, f"{stamp}  {who}  ({event.distance:.2f}, {event.ttv_ms:.0f} ms)")
+        distance = f"{event.distance:.2f}, " if math.isfinite(event.distance) else ""
+        self.recent.insertItem(0, f"{stamp}  {who}  ({distance}{event.ttv_ms:.0f} ms)")
         while self.recent.count() > RECENT_MAX:
             self.recent.takeItem(self.recent.count() - 1)
 

@@ -9,6 +9,7 @@ newest: painting never waits for recognition.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -41,7 +42,8 @@ def face_label(face: TrackedFace, show_distance: bool) -> str:
         text = f"face {face.confidence:.2f}"
     else:
         text = "…"
-    if show_distance and face.distance is not None and face.state in ("known", "unknown"):
+    known_distance = face.distance is not None and math.isfinite(face.distance)
+    if show_distance and known_distance and face.state in ("known", "unknown"):
         text += f"  {face.distance:.2f}"
     return text
 
