@@ -84,8 +84,34 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         )
     yield _camera_check(settings)
     yield _telemetry_check(settings)
+    yield attendance_check(settings)
     yield _gallery_registry_check(settings)
     yield from _model_checks(settings)
+
+
+def attendance_check(settings: Settings) -> Check:
+    """The attendance records open, are counted and pass SQLite's integrity check."""
+    from kiosk.attendance.store import AttendanceStore
+
+    path = settings.attendance_db
+    fix = (
+        "move the damaged file aside (the kiosk starts a new one) and restore a backup; "
+        f"or set KIOSK_PATHS_DATA_DIR to another folder ({path})"
+    )
+    try:
+        store = AttendanceStore(path)
+    except KioskError as exc:
+        return Check("fail", "attendance database", str(exc), fix)
+    try:
+        count = store.count()
+        intact = store.integrity_ok()
+    except KioskError as exc:
+        return Check("fail", "attendance database", str(exc), fix)
+    finally:
+        store.close()
+    if not intact:
+        return Check("fail", "attendance database", f"{path} fails SQLite's integrity check", fix)
+    return Check("ok", "attendance database", f"{path}: {count} check-ins, integrity ok")
 
 
 def _camera_check(settings: Settings) -> Check:

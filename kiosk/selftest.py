@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from kiosk.doctor import Check, _selftest_check
+from kiosk.doctor import Check, _selftest_check, attendance_check
 from kiosk.errors import KioskError
 from kiosk.resources import resource, resources_dir
 from kiosk.settings import Settings
@@ -55,7 +55,7 @@ def run_self_test(settings: Settings, *, require_facenet: bool = False) -> Itera
     yield from checks
     yield _guarded("MLflow store", lambda: _mlflow_check(settings))
     yield _guarded("DVC", _dvc_check)
-    yield _guarded("attendance database", lambda: _attendance_check(settings))
+    yield _guarded("attendance database", lambda: attendance_check(settings))
     yield _guarded("Qt", _qt_check)
 
 
@@ -283,30 +283,6 @@ def _dvc_check() -> Check:
         f"DVC {importlib.metadata.version('dvc')}: initialised a repository in "
         f"{time.perf_counter() - started:.1f} s",
     )
-
-
-def _attendance_check(settings: Settings) -> Check:
-    from kiosk.attendance.store import AttendanceStore
-
-    path = settings.attendance_db
-    fix = (
-        "move the damaged file aside (the kiosk starts a new one) and restore a backup; "
-        f"or set KIOSK_PATHS_DATA_DIR to another folder ({path})"
-    )
-    try:
-        store = AttendanceStore(path)
-    except KioskError as exc:
-        return Check("fail", "attendance database", str(exc), fix)
-    try:
-        count = store.count()
-        intact = store.integrity_ok()
-    except KioskError as exc:
-        return Check("fail", "attendance database", str(exc), fix)
-    finally:
-        store.close()
-    if not intact:
-        return Check("fail", "attendance database", f"{path} fails SQLite's integrity check", fix)
-    return Check("ok", "attendance database", f"{path}: {count} check-ins, integrity ok")
 
 
 def _qt_check() -> Check:

@@ -166,6 +166,16 @@ def test_doctor_fails_on_an_unwritable_data_dir(capsys, tmp_path: Path, monkeypa
     assert "FAIL  data dir" in out and "KIOSK_PATHS_DATA_DIR" in out
 
 
+def test_doctor_fails_on_a_damaged_attendance_database(capsys, tmp_path: Path, monkeypatch) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "attendance.sqlite3").write_bytes(b"this is not SQLite" * 100)
+    monkeypatch.setenv("KIOSK_PATHS_DATA_DIR", str(data))
+    code, out, _ = run(capsys, "doctor")
+    assert code == 1
+    assert "FAIL  attendance database" in out and "move the damaged file aside" in out
+
+
 def test_config_show_prints_values_and_sources(capsys, tmp_path: Path, monkeypatch) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text("[recognition]\nmin_confidence = 0.95\n")
