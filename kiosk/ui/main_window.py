@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -406,6 +406,7 @@ class MainWindow(QMainWindow):
             self.settings, self.controller.submit, self.controller.latest_frame, self
         )
         dialog.saved.connect(self._on_person_saved)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # one per registration
         self.registration = dialog
         dialog.open()
 
@@ -447,6 +448,7 @@ class MainWindow(QMainWindow):
         from kiosk.ui.attendance_log import AttendanceLogDialog
 
         self.log_dialog = AttendanceLogDialog(store, self.gate, self)
+        self.log_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.log_dialog.open()
 
     def open_settings(self) -> None:
@@ -458,6 +460,7 @@ class MainWindow(QMainWindow):
         self.settings_dialog.saved.connect(
             lambda path: self.audit.write("settings.save", detail=str(path))
         )
+        self.settings_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.settings_dialog.open()
 
     def change_pin(self) -> None:
