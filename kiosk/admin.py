@@ -95,6 +95,9 @@ class AdminAuth:
         self.settings = settings
         self.clock = clock
         self._lock = threading.Lock()
+        # The count of wrong PINs when the file could not be written (disk full, read-only
+        # folder): kept here so the lock-out still works in this process.
+        self._unsaved: dict[str, Any] | None = None
 
     # -- the file ---------------------------------------------------------------------
 
@@ -130,6 +133,28 @@ class AdminAuth:
             raise self._broken("is corrupt or from another program") from exc
         return data
 
+    def _state(self) -> dict[str, Any] | None:
+        """The file's content, with a count of wrong PINs that could not be saved."""
+        data = self._load()
+        unsaved = self._unsaved
+        if data is not None and unsaved is not None and unsaved["hash"] == data["hash"]:
+            data.update({k: unsaved[k] for k in ("failures", "lockouts", "locked_until")})
+        return data
+
+    def _save_count(self, data: dict[str, Any]) -> None:
+        """Save the count of wrong PINs; if the file cannot be written, keep it in memory.
+
+        Neither a full disk nor a read-only folder may give unlimited guesses, nor keep the
+        right PIN out (the admin may need in to free the disk).
+        """
+        try:
+            self._save(data)
+        except AdminAuthError as exc:
+            log.warning("%s; the count of wrong PINs is kept in memory", exc)
+            self._unsaved = dict(data)
+        else:
+            self._unsaved = None
+
     def _save(self, data: dict[str, Any]) -> None:
         try:
             atomic_write_bytes(self.path, json.dumps(data, indent=1).encode("utf-8"))
@@ -149,13 +174,13 @@ class AdminAuth:
     def locked_until(self) -> float | None:
         """When the current lock-out ends (epoch seconds), or ``None`` when not locked."""
         with self._lock:
-            data = self._load()
+            data = self._state()
             return None if data is None else self._until(data, self.clock())
 
     def tries_left(self) -> int:
         """Wrong PINs still allowed before the next lock-out (0 while locked)."""
         with self._lock:
-            data = self._load()
+            data = self._state()
             if data is None:
                 return self.settings.max_attempts
             if self._until(data, self.clock()) is not None:
@@ -184,7 +209,7 @@ class AdminAuth:
             self._verify(pin)
 
     def _verify(self, pin: str) -> None:
-        data = self._load()
+        data = self._state()
         if data is None:
             raise AdminAuthError("no admin PIN is set yet; set one first")
         now = self.clock()
@@ -199,7 +224,7 @@ class AdminAuth:
         if hmac.compare_digest(got, expected):
             if data["failures"] or data["lockouts"] or data["locked_until"] is not None:
                 data.update(failures=0, lockouts=0, locked_until=None)
-                self._save(data)
+                self._save_count(data)
             return
         data["failures"] = int(data["failures"]) + 1
         data["locked_until"] = None
@@ -208,9 +233,9 @@ class AdminAuth:
             delay = min(cfg.lockout_s * 2 ** int(data["lockouts"]), cfg.lockout_max_s)
             until = now + delay
             data.update(failures=0, lockouts=int(data["lockouts"]) + 1, locked_until=until)
-            self._save(data)
+            self._save_count(data)
             raise AdminLockedError("wrong PIN; " + self._locked_message(until, now), until)
-        self._save(data)
+        self._save_count(data)
         left = cfg.max_attempts - data["failures"]
         raise AdminAuthError(f"wrong PIN, {left} {'try' if left == 1 else 'tries'} left")
 

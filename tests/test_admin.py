@@ -116,6 +116,24 @@ def test_right_pin_resets_the_count(auth: AdminAuth) -> None:
     assert auth.locked_until() is None and auth.tries_left() == 1
 
 
+def test_a_full_disk_neither_lifts_the_lockout_nor_keeps_the_admin_out(
+    auth: AdminAuth, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(data: object) -> None:
+        raise AdminAuthError("cannot save the admin PIN file: No space left on device")
+
+    monkeypatch.setattr(auth, "_save", disk_full)
+    fail(auth, 4)
+    assert auth.tries_left() == 1  # counted in memory
+    with pytest.raises(AdminLockedError):
+        auth.verify("9999")
+    with pytest.raises(AdminLockedError):
+        auth.verify("2580")  # still locked: the guesses were not free
+    clock.t += 30
+    auth.verify("2580")  # and the right PIN works although nothing can be saved
+    assert auth.tries_left() == 5
+
+
 def test_lockout_doubles_then_caps(auth: AdminAuth, clock: Clock) -> None:
     durations = []
     for _ in range(4):
