@@ -111,6 +111,9 @@ def test_a_recognition_thread_that_died_is_restarted_with_backoff(
     try:
         assert wait_until(lambda: errors and not controller.session.pipeline.worker.alive)
         assert "the GPU went away" in errors[0]
+        orphan = controller.submit(lambda rec: rec)  # e.g. a registration dialog's save
+        with pytest.raises(KioskError, match="the GPU went away"):
+            orphan.result(timeout=1)  # fails at once; never waits for a thread that is gone
         now = time.monotonic()
         assert not controller.check_health(now)  # schedules the restart
         assert not controller.check_health(now + 1.0)  # not yet: 2 s backoff

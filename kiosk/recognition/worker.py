@@ -406,7 +406,8 @@ class RecognitionWorker:
         future: Future[T] = Future()
         with self._jobs_lock:
             if self._stop.is_set():
-                future.set_exception(KioskError("recognition is not running"))
+                why = f": {self.last_error}" if self.last_error else ""
+                future.set_exception(KioskError(f"recognition is not running{why}"))
             else:
                 self._jobs.append((job, future))  # type: ignore[arg-type]
         return future
@@ -485,6 +486,8 @@ class RecognitionWorker:
         try:
             self._loop()
         finally:
+            with self._jobs_lock:  # from now on submit() fails at once instead of queueing
+                self._stop.set()
             self._fail_jobs(self.last_error or "recognition stopped")
 
     def _loop(self) -> None:
