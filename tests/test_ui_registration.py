@@ -402,3 +402,23 @@ def test_frames_become_qimages_that_own_their_pixels(qtbot) -> None:
         to_qimage(np.zeros((4, 4, 4), np.uint8))
     with pytest.raises(ValueError):
         to_qimage(np.zeros((4, 4, 3), np.float32))
+
+
+def test_a_failing_job_handler_is_reported_and_the_others_still_run(qtbot, open_dialog) -> None:
+    from concurrent.futures import Future
+
+    dialog = open_dialog()
+    handled = []
+
+    def broken(_future: Future[Any]) -> None:
+        raise RuntimeError("bug in a handler")
+
+    for handler in (broken, handled.append):
+        done: Future[Any] = Future()
+        done.set_result(None)
+        dialog._own(done, handler)
+    dialog._busy = "saving"
+    dialog._poll_jobs()
+    assert len(handled) == 1  # the second job was still handled
+    assert "unexpected error" in dialog.message_label.text()
+    assert dialog._busy is None and dialog.cancel_button.isEnabled()

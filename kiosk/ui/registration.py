@@ -438,7 +438,12 @@ class RegistrationDialog(QDialog):
         for future, handler in done:
             if self._closed:
                 return
-            handler(future)
+            try:
+                handler(future)
+            except Exception as exc:  # a bug in one handler must not strand the dialog
+                log.exception("registration: handling a recognition job failed")
+                self._busy = None  # whatever was in progress is over; the shots are kept
+                self._save_failed(exc)
 
     def _tick(self) -> None:
         if self._closed:
