@@ -162,3 +162,26 @@ def test_leaving_attendance_mode_needs_the_pin_and_locks_after_five_wrong(
     assert ("attendance.enter", True) in actions and ("attendance.leave", True) in actions
     assert sum(1 for a, ok in actions if a == "admin.unlock" and not ok) >= 6
     window.close()
+
+
+def test_changing_or_stopping_the_camera_needs_the_pin(
+    qtbot, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QInputDialog
+
+    from kiosk.ui.main_window import MainWindow
+
+    keypad = Keypad("9999")  # a passer-by guessing
+    window = MainWindow(settings, gate=make_gate(settings, keypad))  # not started
+    qtbot.addWidget(window)
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: asked.append(a) or ("", False))
+    stopped = []
+    monkeypatch.setattr(window.controller, "stop_session", lambda **k: stopped.append(k))
+    window.choose_url()
+    window.stop_camera()
+    assert keypad.asked == 2 and asked == [] and stopped == []
+    keypad.pin = PIN
+    window.choose_url()
+    assert len(asked) == 1  # the right PIN opens the URL prompt
+    window.close()

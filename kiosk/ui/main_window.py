@@ -364,26 +364,43 @@ class MainWindow(QMainWindow):
         self.controller.switch_source(spec)
         self._set_status("camera", f"Camera: opening {spec}")
 
+    # Changing or stopping the camera is an admin action: a kiosk left in window mode must
+    # not be switched off by a passer-by, nor offer them a file dialog.
+
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a video file", "", VIDEO_FILTER)
+        if not self.gate.require(self, "change the camera source"):
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open a video file",
+            "",
+            VIDEO_FILTER,
+            options=QFileDialog.Option.ReadOnly,  # no deleting or renaming files in it
+        )
         if path:
             self.switch_source(path)
 
     def choose_url(self) -> None:
+        if not self.gate.require(self, "change the camera source"):
+            return
         url, ok = QInputDialog.getText(self, "Open a stream", "rtsp:// or http:// URL:")
         if ok and url.strip():
             self.switch_source(url.strip())
 
     def choose_camera(self) -> None:
+        if not self.gate.require(self, "change the camera source"):
+            return
         index, ok = QInputDialog.getInt(self, "Choose a camera", "Camera index:", 0, 0, 63)
         if ok:
             self.switch_source(str(index))
 
     def start_camera(self) -> None:
-        if not self.controller.running:
+        if not self.controller.running and self.gate.require(self, "start the camera"):
             self.switch_source(self.controller.source_spec)
 
     def stop_camera(self) -> None:
+        if not self.gate.require(self, "stop the camera"):
+            return
         self.controller.stop_session()
         self.camera_state = "stopped"
         self.video.clear()

@@ -167,6 +167,7 @@ def choose_image_files(parent: QWidget) -> list[Path]:
         "Import face images",
         "",
         "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff);;All files (*)",
+        options=QFileDialog.Option.ReadOnly,  # choosing files, never deleting or renaming
     )
     return [Path(f) for f in files]
 
