@@ -61,7 +61,9 @@ class ControllerCallbacks:
     Threads: ``on_loading``, ``on_source_error``, ``on_started`` and ``on_failed``
     run on ``kiosk-loader`` (or the caller's thread for a restart);
     ``on_camera_status`` on ``kiosk-camera``; ``on_result``, ``on_event``,
-    ``on_attendance``, ``on_error`` and ``on_ready`` on ``kiosk-recognition``;
+    ``on_attendance``, ``on_attendance_problem`` (a sentence while check-ins cannot be
+    saved, ``None`` once they can again), ``on_error`` and ``on_ready`` on
+    ``kiosk-recognition`` (``on_attendance_problem`` also on ``kiosk-loader``);
     ``on_sync_status`` on ``kiosk-sync``.
     """
 
@@ -73,6 +75,7 @@ class ControllerCallbacks:
     on_result: Callable[[FrameResult], None] = _ignore
     on_event: Callable[[VerificationEvent], None] = _ignore
     on_attendance: Callable[[AttendanceOutcome], None] = _ignore
+    on_attendance_problem: Callable[[str | None], None] = _ignore
     on_error: Callable[[str], None] = _ignore
     on_ready: Callable[[Recognizer], None] = _ignore
     on_sync_status: Callable[[SyncStatus], None] = _ignore
@@ -157,6 +160,7 @@ class KioskController:
             self.attendance_error = str(exc)
             log.error("attendance records unavailable: %s", exc)
             self.callbacks.on_error(f"Attendance is not being recorded: {exc}")
+            self.callbacks.on_attendance_problem(self.attendance_error)
             return
         self.recorder = AttendanceRecorder(
             self.store,
@@ -223,8 +227,13 @@ class KioskController:
             outcome = recorder.handle(event)
         except AttendanceError as exc:
             log.error("check-in not recorded: %s", exc)
+            self.attendance_error = str(exc)
             self.callbacks.on_error(f"A check-in could not be recorded: {exc}")
+            self.callbacks.on_attendance_problem(self.attendance_error)
             return
+        if self.attendance_error is not None:
+            self.attendance_error = None  # writing works again (space was freed)
+            self.callbacks.on_attendance_problem(None)
         self.callbacks.on_attendance(outcome)
 
     def switch_source(self, spec: str) -> None:

@@ -123,3 +123,35 @@ def test_a_recognition_thread_that_died_is_restarted_with_backoff(
         assert len(loads) == 2
     finally:
         assert controller.shutdown(timeout=5)
+
+
+def test_check_ins_that_cannot_be_saved_are_a_problem_until_saving_works_again(
+    quiet_settings: Settings,
+) -> None:
+    from kiosk.errors import AttendanceError
+    from tests.test_ui_attendance_window import event
+
+    problems, outcomes = [], []
+    controller = KioskController(
+        quiet_settings,
+        ControllerCallbacks(on_attendance_problem=problems.append, on_attendance=outcomes.append),
+    )
+
+    class Recorder:
+        disk_full = True
+
+        def handle(self, ev):
+            if self.disk_full:
+                raise AttendanceError("the disk is full")
+            return ("checked_in", ev)
+
+    controller.recorder = Recorder()  # type: ignore[assignment]
+    controller._record(event("Ada"))
+    assert problems == [] and outcomes == []  # not recording: nothing happens
+    controller.recording.set()
+    controller._record(event("Ada"))
+    assert problems == ["the disk is full"] and controller.attendance_error == "the disk is full"
+    Recorder.disk_full = False
+    controller._record(event("Ada"))
+    assert problems == ["the disk is full", None] and len(outcomes) == 1
+    assert controller.attendance_error is None

@@ -128,3 +128,12 @@ def test_labels_show_the_distance_only_when_there_is_one() -> None:
     assert face_label(empty_gallery, show_distance=True) == "unknown"
     assert face_label(TrackedFace(3, BOX, 0.87, "detection-only"), True) == "face 0.87"
     assert face_label(TrackedFace(4, BOX, 0.99, "pending"), True) == "…"
+
+
+def test_a_saving_problem_is_shown_until_it_is_solved(qtbot, screen) -> None:
+    window, _ = screen
+    assert not window.problem.isVisible()
+    window.set_problem("database or disk is full")
+    assert window.problem.isVisible() and "tell reception" in window.problem.text()
+    window.set_problem(None)
+    assert not window.problem.isVisible()

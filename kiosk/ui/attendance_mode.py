@@ -89,6 +89,13 @@ class AttendanceWindow(QWidget):
         live_layout.setSpacing(16)
         live_layout.addWidget(self.video, 1)
         live_layout.addWidget(self.card)
+        # A problem staff must know about (check-ins not saved): visible, not alarming.
+        self.problem = QLabel(self)
+        self.problem.setObjectName("problem")
+        self.problem.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.problem.setWordWrap(True)
+        self.problem.hide()
+        live_layout.addWidget(self.problem)
         self.idle = QLabel(self)
         self.idle.setObjectName("idle")
         self.idle.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -100,6 +107,8 @@ class AttendanceWindow(QWidget):
             "#attendance { background:#111418; }"
             "#banner { font-size:44px; font-weight:600; padding:28px; border-radius:14px; }"
             "#idle { color:#d0d3d4; font-size:44px; background:#111418; }"
+            "#problem { color:#111418; background:#f5b041; font-size:22px; padding:10px;"
+            " border-radius:8px; }"
         )
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._tick)
@@ -143,6 +152,12 @@ class AttendanceWindow(QWidget):
             self.set_notice(None)
         elif state in ("lost", "reconnecting", "connecting"):
             self.set_notice("The camera is reconnecting. One moment, please.")
+
+    def set_problem(self, detail: str | None) -> None:
+        """Check-ins cannot be saved (``detail`` says why, for the log); ``None``: they can."""
+        self.problem.setVisible(detail is not None)
+        self.problem.setText("Check-ins are not being saved right now. Please tell reception.")
+        self.problem.setToolTip(detail or "")
 
     def set_notice(self, text: str | None) -> None:
         """A calm message over the picture (camera lost, recognition restarting)."""

@@ -22,6 +22,7 @@ class ControllerBridge(QObject):
     result = Signal(object)  # FrameResult
     verification = Signal(object)  # VerificationEvent (not 'event': QObject.event)
     attendance = Signal(object)  # AttendanceOutcome
+    attendance_problem = Signal(object)  # str, or None once check-ins are saved again
     error = Signal(str)
     ready = Signal(object)  # Recognizer (read-only use on the GUI thread)
     sync_status = Signal(object)  # SyncStatus
@@ -36,6 +37,7 @@ class ControllerBridge(QObject):
             on_result=self.result.emit,
             on_event=self.verification.emit,
             on_attendance=self.attendance.emit,
+            on_attendance_problem=self.attendance_problem.emit,
             on_error=self.error.emit,
             on_ready=self.ready.emit,
             on_sync_status=self.sync_status.emit,

@@ -215,6 +215,7 @@ class MainWindow(QMainWindow):
         b.result.connect(self._on_result)
         b.verification.connect(self._on_event)
         b.attendance.connect(self._on_attendance)
+        b.attendance_problem.connect(self._on_attendance_problem)
         b.error.connect(self._on_error)
         b.ready.connect(self._on_ready)
         b.sync_status.connect(lambda _status: self.refresh_status())
@@ -295,6 +296,11 @@ class MainWindow(QMainWindow):
         if self.attendance_window is not None:
             self.attendance_window.on_outcome(outcome)
 
+    def _on_attendance_problem(self, problem: str | None) -> None:
+        self.refresh_status()
+        if self.attendance_window is not None:
+            self.attendance_window.set_problem(problem)
+
     def _on_error(self, message: str) -> None:
         self.last_error = message
         log.warning("%s", message)
@@ -354,6 +360,9 @@ class MainWindow(QMainWindow):
         if self.controller.attendance_error:
             self._set_status("attendance", "Attendance NOT recorded: database unavailable")
             self.status_labels["attendance"].setToolTip(self.controller.attendance_error)
+        elif self.controller.recording.is_set():
+            self._set_status("attendance", "Attendance: recording")
+            self.status_labels["attendance"].setToolTip("")
 
     # -- sources ---------------------------------------------------------------------------
 
@@ -495,6 +504,7 @@ class MainWindow(QMainWindow):
             return  # without a PIN nobody could ever leave attendance mode
         window = AttendanceWindow(self.settings, self.controller.latest_frame)
         window.exit_requested.connect(self._leave_requested)
+        window.set_problem(self.controller.attendance_error)
         self.attendance_window = window
         self.controller.recording.set()
         self._set_status("attendance", "Attendance: recording")
