@@ -305,7 +305,9 @@ class AuditLog:
         with self._lock:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a+b") as fh:
+                # Who did what and when: readable by the kiosk's user only.
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "a+b") as fh:
                     # A crash mid-line leaves a torn last line; start on a fresh one so
                     # this entry is not glued to (and lost with) the torn one.
                     end = fh.seek(0, os.SEEK_END)

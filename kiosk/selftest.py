@@ -51,7 +51,7 @@ _REBUILD = "rebuild the bundle with scripts/build-bundle (see README, Packaging 
 def run_self_test(settings: Settings, *, require_facenet: bool = False) -> Iterator[Check]:
     """Yield one check at a time (each takes up to a few seconds), so each can be printed."""
     yield _guarded("resources", _resources_check)
-    checks = _guarded_many("MTCNN", lambda: _model_checks(settings, require_facenet))
+    checks = _guarded_many("models", lambda: _model_checks(settings, require_facenet))
     yield from checks
     yield _guarded("MLflow store", lambda: _mlflow_check(settings))
     yield _guarded("DVC", _dvc_check)

@@ -219,6 +219,12 @@ def test_audit_lines(tmp_path: Path) -> None:
     assert log.read(limit=1) == [json.loads(lines[1])]
 
 
+def test_audit_log_is_readable_by_this_user_only(tmp_path: Path) -> None:
+    log_path = tmp_path / "audit.jsonl"
+    AuditLog(log_path, "north").write("attendance.enter")
+    assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
+
+
 def test_audit_skips_a_torn_line(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path, "north")

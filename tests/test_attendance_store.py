@@ -67,6 +67,15 @@ def test_wal_and_full_sync_are_really_set(store: AttendanceStore) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_the_records_are_readable_by_this_user_only(store: AttendanceStore) -> None:
+    import stat
+
+    record(store, "ada", T0)
+    for suffix in ("", "-wal", "-shm"):
+        path = store.path.with_name(store.path.name + suffix)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
 def test_record_and_read_back_with_times(store: AttendanceStore) -> None:
     rec = record(store, "ada", T0, name="Ada Lovelace")
     assert rec.id >= 1 and rec.person_id == "ada" and rec.name == "Ada Lovelace"

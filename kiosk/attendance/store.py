@@ -15,9 +15,11 @@ even after the kiosk moved to another zone or DST ended.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -150,6 +152,13 @@ def _describe(exc: sqlite3.Error | OSError, path: Path, doing: str) -> str:
     return f"error while {doing} the attendance database {path}: {exc} {name}".rstrip()
 
 
+def _create_private(path: Path) -> None:
+    """Create an empty database file readable by this user only (names and times are
+    personal data); SQLite gives its -wal and -shm files the same permissions."""
+    with contextlib.suppress(FileExistsError):  # an existing one keeps its permissions
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class AttendanceStore:
     """The check-ins of one kiosk, in a SQLite file; safe to share between threads.
 
@@ -169,6 +178,7 @@ class AttendanceStore:
         self._conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=0
             )
