@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,17 +32,39 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def shared_file_mode(path: Path) -> int:
+    """The mode a file the user asked for should get: what ``path`` has if it exists,
+    else what the user's umask gives a new file (``mkstemp`` alone makes it 0600)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        pass
+    umask = 0o022
+    try:  # /proc, not os.umask(): setting the umask to read it races other threads
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o666 & ~umask
+
+
+def atomic_write(
+    path: Path, write: Callable[[IO[bytes]], None], *, mode: int | None = None
+) -> None:
     """Write ``path`` through ``write(fh)`` into a temp file, fsync, then rename over it.
 
     Readers see the old file or the new one, never half of one; on any error the
     temp file is removed and :class:`GalleryError` explains (disk full included).
+    The file is private (0600) unless ``mode`` says otherwise.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -205,6 +205,27 @@ def test_csv_round_trip_of_odd_names(store: AttendanceStore, tmp_path: Path) -> 
     assert list(tmp_path.joinpath("out").iterdir()) == [out]  # no temp file left behind
 
 
+def test_an_export_is_a_normal_file_and_an_overwrite_keeps_its_mode(
+    store: AttendanceStore, tmp_path: Path
+) -> None:
+    import os
+    import stat
+
+    record(store, "ada", T0)
+    old = os.umask(0o027)  # a site's umask: group may read, others not
+    try:
+        fresh = tmp_path / "fresh.csv"
+        export_csv(store.between(None, None), fresh)
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640  # not mkstemp's private 0600
+        shared = tmp_path / "shared.csv"
+        shared.write_text("old")
+        shared.chmod(0o664)
+        export_csv(store.between(None, None), shared)
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
+
+
 def test_csv_export_to_unwritable_place(store: AttendanceStore, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from kiosk.errors import AttendanceError, KioskError
-from kiosk.fsutil import atomic_write
+from kiosk.fsutil import atomic_write, shared_file_mode
 
 SCHEMA_VERSION = 1
 #: How long a writer waits for another process's lock (e.g. an export) before giving up.
@@ -431,7 +431,8 @@ def export_csv(rows: Sequence[CheckIn], path: Path) -> int:
         text.detach()  # leave fh open: atomic_write fsyncs and closes it
 
     try:
-        atomic_write(Path(path), write)
+        # An export is for people (HR, a shared folder): a normal file, not a private one.
+        atomic_write(Path(path), write, mode=shared_file_mode(Path(path)))
     except KioskError as exc:  # atomic_write reports OS errors as GalleryError
         raise AttendanceError(f"cannot export attendance: {exc}") from exc
     except OSError as exc:
