@@ -62,9 +62,33 @@ def settle(app: object, seconds: float) -> None:
     pump(app, lambda: time.monotonic() > end, seconds + 1, "the screen to settle")
 
 
+KNOWN_RGB, UNKNOWN_RGB = (46, 204, 113), (243, 156, 18)  # kiosk.ui.video.STATE_COLOURS
+
+
+def colour_pixels(path: Path, rgb: tuple[int, int, int]) -> int:
+    """How many pixels of the picture at ``path`` are (nearly) ``rgb``."""
+    from PIL import Image
+
+    image = np.asarray(Image.open(path).convert("RGB")).astype(np.int16)
+    return int((np.abs(image - rgb).sum(axis=2) < 30).sum())
+
+
 def screenshot(path: Path) -> None:
     subprocess.run(["import", "-window", "root", str(path)], check=True, timeout=30)
     print(f"wrote {path}", flush=True)
+
+
+def screenshot_until(
+    app: object, path: Path, good: Callable[[Path], bool], tries: int = 10
+) -> None:
+    """Take the picture again (the video keeps playing) until ``good`` says it shows
+    what it should: a live screen changes between deciding to take it and taking it."""
+    for _ in range(tries):
+        screenshot(path)
+        if good(path):
+            return
+        settle(app, 0.3)
+    raise TimeoutError(f"{path.name}: not once in {tries} tries did it show what it should")
 
 
 def main(out: Path) -> int:
@@ -121,8 +145,11 @@ def main(out: Path) -> int:
             return result is not None and {f.state for f in result.faces} >= {"known", "unknown"}
 
         pump(app, both_overlays, 60, "a known and an unknown face on screen")
-        settle(app, 0.1)
-        screenshot(out / SHOTS[0])
+        screenshot_until(
+            app,
+            out / SHOTS[0],
+            lambda p: colour_pixels(p, KNOWN_RGB) > 300 and colour_pixels(p, UNKNOWN_RGB) > 300,
+        )
 
         # Registration and check-in: one person in front of the camera.
         window.switch_source(str(make_video(work / "ada.avi", astronaut, stranger=False)))
