@@ -163,8 +163,8 @@ def test_crop_face_keeps_a_margin_and_stays_inside_the_image(
     detector: FaceDetector, astronaut: np.ndarray
 ) -> None:
     (det,) = detector.detect(astronaut)
-    crop = crop_face(astronaut, det, margin=0.3)
+    crop = crop_face(astronaut, det.box, margin=0.3)
     assert crop.dtype == np.uint8 and crop.ndim == 3 and crop.flags["C_CONTIGUOUS"]
     assert crop.shape[0] > det.height * 1.4 and crop.shape[1] > det.width * 1.4
     edge = dataclasses.replace(det, box=(-50.0, -50.0, 40.0, 40.0))
-    assert crop_face(astronaut, edge).shape[:2] == (67, 67)  # clipped at the corner
+    assert crop_face(astronaut, edge.box).shape[:2] == (67, 67)  # clipped at the corner

@@ -24,7 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from kiosk.recognition.types import Detection
+from kiosk.recognition.types import Box, Detection
 from kiosk.settings import Settings
 
 Problem = Literal[
@@ -95,10 +95,10 @@ def min_enrol_face_px(settings: Settings) -> int:
     return max(MIN_ENROL_FACE_PX, 2 * settings.recognition.min_face_px)
 
 
-def face_box(image: np.ndarray, detection: Detection, margin: float = 0.0) -> tuple[int, ...]:
-    """The detection's box grown by ``margin`` of its size on each side, clipped to the image."""
+def face_box(image: np.ndarray, box: Box, margin: float = 0.0) -> tuple[int, ...]:
+    """A face box grown by ``margin`` of its size on each side, clipped to the image."""
     h, w = image.shape[:2]
-    x1, y1, x2, y2 = detection.box
+    x1, y1, x2, y2 = box
     mx, my = margin * (x2 - x1), margin * (y2 - y1)
     return (
         max(0, math.floor(x1 - mx)),
@@ -108,9 +108,10 @@ def face_box(image: np.ndarray, detection: Detection, margin: float = 0.0) -> tu
     )
 
 
-def crop_face(image: np.ndarray, detection: Detection, margin: float = 0.3) -> np.ndarray:
-    """A copy of the face with ``margin`` context on each side (thumbnails, previews)."""
-    x1, y1, x2, y2 = face_box(image, detection, margin)
+def crop_face(image: np.ndarray, box: Box, margin: float = 0.3) -> np.ndarray:
+    """A copy of the face in ``box`` with ``margin`` context on each side (thumbnails, the
+    attendance screen's photo)."""
+    x1, y1, x2, y2 = face_box(image, box, margin)
     if x2 <= x1 or y2 <= y1:
         return np.zeros((1, 1, 3), dtype=np.uint8)
     return np.ascontiguousarray(image[y1:y2, x1:x2])
@@ -148,7 +149,7 @@ def motion(detection: Detection, previous: Detection | None) -> float:
 
 
 def _grey_crop(image: np.ndarray, detection: Detection) -> np.ndarray:
-    x1, y1, x2, y2 = face_box(image, detection)
+    x1, y1, x2, y2 = face_box(image, detection.box)
     crop = image[y1:y2, x1:x2]
     if crop.size == 0:
         return np.zeros((CROP_SIDE, CROP_SIDE), dtype=np.float32)

@@ -166,17 +166,17 @@ class AttendanceWindow(QWidget):
 
     def _face_photo(self, box: tuple[float, float, float, float]) -> QPixmap | None:
         """The person's face from the newest frame (they are still in front of the camera)."""
+        # Imported here: quality imports OpenCV, which the window must not wait for at start
+        # (the loader thread has imported it long before the first welcome).
+        from kiosk.recognition.quality import crop_face
+
         frame = self._latest_frame()
         if frame is None:
             return None
-        h, w = frame.image.shape[:2]
-        x1, y1, x2, y2 = box
-        pad = 0.35 * max(x2 - x1, y2 - y1)
-        left, top = int(max(0, x1 - pad)), int(max(0, y1 - pad))
-        right, bottom = int(min(w, x2 + pad)), int(min(h, y2 + pad))
-        if right - left < 8 or bottom - top < 8:
+        crop = crop_face(frame.image, box, margin=0.35)
+        if min(crop.shape[:2]) < 8:  # the box left the picture
             return None
-        return to_qpixmap(frame.image[top:bottom, left:right], QSize(FACE_PHOTO_PX, FACE_PHOTO_PX))
+        return to_qpixmap(crop, QSize(FACE_PHOTO_PX, FACE_PHOTO_PX))
 
     def _show_banner(self, kind: str, text: str, photo: QPixmap | None) -> None:
         self.banner_kind = kind

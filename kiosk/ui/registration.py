@@ -524,7 +524,7 @@ class RegistrationDialog(QDialog):
         unique, n = label, 2
         while unique in labels:
             unique, n = f"{label} ({n})", n + 1
-        shot = Shot(shot_id, unique, image, crop_face(image, detection), detection, source)
+        shot = Shot(shot_id, unique, image, crop_face(image, detection.box), detection, source)
         self._shots[shot_id] = shot
         item = QListWidgetItem(QIcon(to_qpixmap(shot.crop, THUMB_SIZE)), unique)
         item.setData(Qt.ItemDataRole.UserRole, shot_id)
