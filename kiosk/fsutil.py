@@ -78,11 +78,11 @@ def atomic_write(
     fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
     def write(fh: IO[bytes]) -> None:
         fh.write(data)
 
-    atomic_write(path, write)
+    atomic_write(path, write, mode=mode)
 
 
 @contextlib.contextmanager

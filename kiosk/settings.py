@@ -29,7 +29,8 @@ from typing import Any, Literal, get_args, get_type_hints
 
 from platformdirs import PlatformDirs
 
-from kiosk.errors import ConfigError
+from kiosk.errors import ConfigError, KioskError
+from kiosk.fsutil import atomic_write_bytes, shared_file_mode
 
 APP_NAME = "FaceKiosk"
 SCHEMA_VERSION = 1
@@ -370,11 +371,15 @@ def load_settings(
     env = os.environ if env is None else env
     if config_path is None:
         config_path = Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_path()
+    return _build(_read_toml(config_path), env, config_path)
+
+
+def _build(file_data: dict[str, Any] | None, env: Mapping[str, str], config_path: Path) -> Settings:
+    """The settings from a parsed TOML file (``None``: no file) and the environment."""
     sections = _sections()
     values: dict[str, dict[str, Any]] = {name: {} for name in sections}
     sources: dict[str, str] = {}
 
-    file_data = _read_toml(config_path)
     if file_data is not None:
         where = f"file {config_path}"
         version = file_data.pop("schema_version", SCHEMA_VERSION)
@@ -584,14 +589,9 @@ def save_settings_file(path: Path, changes: Mapping[str, str]) -> Settings:
         lines += ["", f"[{section_name}]"]
         lines += [f"{name} = {_toml_value(value)}" for name, value in table.items()]
     text = "\n".join(lines) + "\n"
-    tmp = path.with_name(path.name + ".new")
+    settings = _build(tomllib.loads(text), {}, path)  # the whole file, checked before writing
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        settings = load_settings(env={}, config_path=tmp)
-        tmp.replace(path)
-    except OSError as exc:
+        atomic_write_bytes(path, text.encode("utf-8"), mode=shared_file_mode(path))
+    except KioskError as exc:
         raise ConfigError(f"cannot write settings file {path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dataclasses.replace(settings, config_file=path)
+    return settings

@@ -153,6 +153,7 @@ def test_saving_merges_typed_values_into_the_file_atomically(tmp_path: Path) -> 
     assert reloaded.kiosk.id == 'Door "B" / Ünïcode'
     assert reloaded.attendance.cooldown_s == 600.0
     assert not list(tmp_path.glob("*.new"))
+    assert not list(tmp_path.glob(".*.tmp"))  # no temp file left behind
 
 
 @pytest.mark.parametrize(
