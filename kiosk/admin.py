@@ -72,13 +72,12 @@ def _hash(pin: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     )
 
 
-def _format_duration(seconds: float) -> str:
-    s = max(1, math.ceil(seconds))
+def format_remaining(seconds: float) -> str:
+    """A lock-out's time left: "28 s" under two minutes, then "12:05 min"."""
+    s = max(0, math.ceil(seconds))
     if s < 120:
         return f"{s} s"
-    if s < 7200:
-        return f"{math.ceil(s / 60)} min"
-    return f"{s / 3600:.1f} h"
+    return f"{s // 60}:{s % 60:02d} min"
 
 
 class AdminAuth:
@@ -242,7 +241,7 @@ class AdminAuth:
     def _locked_message(self, until: float, now: float) -> str:
         at = datetime.fromtimestamp(until).astimezone().strftime("%H:%M:%S")
         return (
-            f"admin access is locked for {_format_duration(until - now)} after "
+            f"admin access is locked for {format_remaining(until - now)} after "
             f"{self.settings.max_attempts} wrong PINs in a row (until {at})"
         )
 

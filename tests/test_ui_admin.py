@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialog, QMessageBox
 
-from kiosk.admin import AdminAuth, AuditLog
+from kiosk.admin import AdminAuth, AuditLog, format_remaining
 from kiosk.settings import AdminSection, settings_for_data_dir
-from kiosk.ui.admin_dialogs import AdminGate, PinDialog, SetPinDialog, format_remaining
+from kiosk.ui.admin_dialogs import AdminGate, PinDialog, SetPinDialog
 
 CFG = AdminSection(max_attempts=3, lockout_s=30.0, lockout_max_s=600.0, unlock_s=60.0)
 

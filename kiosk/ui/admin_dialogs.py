@@ -13,7 +13,6 @@ can drive them without a nested event loop.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 
@@ -29,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kiosk.admin import PIN_MAX, AdminAuth, AuditLog, pin_problem
+from kiosk.admin import PIN_MAX, AdminAuth, AuditLog, format_remaining, pin_problem
 from kiosk.errors import AdminAuthError, AdminLockedError
 from kiosk.settings import Settings
 
@@ -40,14 +39,6 @@ DialogRunner = Callable[[QDialog], int]
 
 def _run_modal(dialog: QDialog) -> int:
     return int(dialog.exec())
-
-
-def format_remaining(seconds: float) -> str:
-    """A lock-out countdown: "28 s" under two minutes, then "12:05 min"."""
-    s = max(0, math.ceil(seconds))
-    if s < 120:
-        return f"{s} s"
-    return f"{s // 60}:{s % 60:02d} min"
 
 
 def _sentence(text: str) -> str:
