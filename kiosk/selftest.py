@@ -35,11 +35,17 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiosk.doctor import Check, _selftest_check, attendance_check
 from kiosk.errors import KioskError
 from kiosk.resources import resource, resources_dir
 from kiosk.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kiosk.recognition.types import Detection
 
 #: The files the bundle must carry in ``resources/`` (the window's styles and sounds are
 #: checked by the window itself when it loads them).
@@ -148,7 +154,6 @@ def _frozen() -> bool:
 
 
 def _model_checks(settings: Settings, require_facenet: bool) -> Iterator[Check]:
-    from kiosk.imaging import load_image
     from kiosk.recognition import Recognizer
 
     started = time.perf_counter()
@@ -159,7 +164,14 @@ def _model_checks(settings: Settings, require_facenet: bool) -> Iterator[Check]:
         yield Check("fail", "FaceNet", "not checked: the models could not be loaded (above)")
         return
     loaded_s = time.perf_counter() - started
-    detected = _selftest_check(recognizer.detector.detect)
+    seen: list[tuple[np.ndarray, list[Detection]]] = []  # the test image and its face
+
+    def detect(image: np.ndarray) -> list[Detection]:
+        faces = recognizer.detector.detect(image)
+        seen.append((image, faces))
+        return faces
+
+    detected = _selftest_check(detect)
     if detected.status != "ok":  # in a self-test a missing test image is a broken install
         fix = detected.fix or _REBUILD
         yield Check("fail", "MTCNN", detected.detail, fix)
@@ -181,12 +193,8 @@ def _model_checks(settings: Settings, require_facenet: bool) -> Iterator[Check]:
     if detected.status != "ok":
         yield Check("fail", "FaceNet", "not tried: MTCNN found no face to embed")
         return
-    limits = settings.images
-    image = load_image(
-        resource("selftest_face.jpg"), max_pixels=limits.max_pixels, max_bytes=limits.max_bytes
-    )
+    image, faces = seen[0]  # MTCNN's check already loaded the image and found the face
     started = time.perf_counter()
-    faces = recognizer.detector.detect(image)
     embedding = recognizer.embed(image, faces[:1])
     ms = (time.perf_counter() - started) * 1000
     norm = float((embedding[0] ** 2).sum()) ** 0.5
