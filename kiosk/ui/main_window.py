@@ -96,7 +96,6 @@ class MainWindow(QMainWindow):
         self.recognizer: Recognizer | None = None
         self.attendance_window: AttendanceWindow | None = None
         self.camera_state = "starting"
-        self.last_error: str | None = None
         self._publish_thread: threading.Thread | None = None
         self._closed = False
 
@@ -235,7 +234,6 @@ class MainWindow(QMainWindow):
             self.video.set_placeholder("Loading the face models…")
 
     def _on_failed(self, message: str) -> None:
-        self.last_error = message
         self.video.set_placeholder(message)
         QMessageBox.critical(self, "FaceKiosk could not start", message)
 
@@ -302,7 +300,6 @@ class MainWindow(QMainWindow):
             self.attendance_window.set_problem(problem)
 
     def _on_error(self, message: str) -> None:
-        self.last_error = message
         log.warning("%s", message)
         self.statusBar().showMessage(message, 15_000)
 
